@@ -1,0 +1,1 @@
+"""The domain: the six case types, their guards and deadlines, and the service the edges call."""

@@ -1,0 +1,38 @@
+"""All case types, by their canonical `--type` name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cases import amendment, authentication, errata, photo, revocation, supplement
+from cases.record import normalise_changes
+from workflow import DefinitionError, ProcessDefinition, check_definition
+
+DEFINITIONS: dict[str, ProcessDefinition] = {
+    d.name: d
+    for d in (
+        supplement.DEFINITION,
+        amendment.DEFINITION,
+        errata.DEFINITION,
+        revocation.DEFINITION,
+        photo.DEFINITION,
+        authentication.DEFINITION,
+    )
+}
+
+# Payload shapes users may type that a case type rewrites before validation.
+PREPARE: dict[str, Callable[[dict[str, Any]], None]] = {
+    "amendment": normalise_changes,
+    "errata": normalise_changes,
+}
+
+
+def check_all() -> list[str]:
+    return [problem for defn in DEFINITIONS.values() for problem in check_definition(defn)]
+
+
+def assert_valid() -> None:
+    problems = check_all()
+    if problems:
+        raise DefinitionError("流程定义有误：" + "；".join(problems), rule="definition_check")

@@ -1,0 +1,72 @@
+"""Revocation (撤销学位 → 撤销备案): rule sets 2013 / 2020 / 2024 chosen by dates.
+
+2013 (seed 000 annex 1 §5): report within 10 working days of the decision; the Degree Center verifies within
+3 working days. 2020 (seed 002 art. 19): written report within 10 days. 2024 platform (seed 003 item 13):
+revoke the filed record within 7 days of the decision. The case keeps the rule set it was opened with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit
+from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
+from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step, parse_date
+
+
+def choose_rule_set(payload: Mapping[str, Any]) -> str:
+    conferred = parse_date(payload["conferral_date"])
+    decided = parse_date(payload["decision_date"])
+    assert conferred is not None and decided is not None  # validated before
+    if conferred >= PLATFORM_2024:
+        return "2024"
+    if decided >= RULES_2020:
+        return "2020"
+    return "2013"
+
+
+def _cert_no(ctx: FireContext) -> None:
+    cert_no_of_unit(ctx.case.org_code, ctx.payload["cert_no"], "cert_no")
+
+
+DECISION_DATE = FieldRule("decision_date", "撤销决定日期", kind="date")
+REPORT_DUE = (
+    DeadlineEffect("start", "report", 10, working=True, anchor="decision_date", rule_sets=("2013",), label="报告撤销"),
+    DeadlineEffect("start", "report", 10, anchor="decision_date", rule_sets=("2020",), label="报告撤销"),
+    DeadlineEffect("start", "report", 7, anchor="decision_date", rule_sets=("2024",), label="撤销备案"),
+)
+
+DEFINITION = ProcessDefinition(
+    name="revocation",
+    label="撤销",
+    states={
+        "draft": "草稿",
+        "reported": "已报告（待省级确认）",
+        "confirmed": "省级已确认",
+        "revoked": "已撤销备案",
+    },
+    initial="draft",
+    terminal=frozenset({"revoked"}),
+    open_actors=(UNIT,),
+    open_requires=(
+        FieldRule("cert_no", "学位证书编号"),
+        FieldRule("name", "姓名"),
+        FieldRule("conferral_date", "获学位日期", kind="date"),
+        DECISION_DATE,
+    ),
+    open_guards=(_cert_no,),
+    open_deadlines=REPORT_DUE,
+    rule_sets=("2013", "2020", "2024"),
+    choose_rule_set=choose_rule_set,
+    steps=(
+        Step("submit", "draft", "reported", (UNIT,), label="报送撤销报告",
+             requires=(DECISION_DATE, FieldRule("resolution_no", "撤销决议文号")),
+             deadlines=(DeadlineEffect("stop", "report"),)),
+        Step("confirm", "reported", "confirmed", (PROVINCE,), label="省级确认",
+             deadlines=(DeadlineEffect("start", "center_verify", 3, working=True, rule_sets=("2013",),
+                                       label="学位中心核实"),)),
+        Step("revoke", "confirmed", "revoked", (NATIONAL, CENTER), label="撤销备案（从网上查询中删除）",
+             deadlines=(DeadlineEffect("stop", "center_verify"),)),
+    ),
+)  # fmt: skip

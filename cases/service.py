@@ -1,0 +1,305 @@
+"""The service layer: the one set of functions the CLI, the web pages and the scheduler call.
+
+Each command is one transaction (the engine's); read models are plain dicts ready for JSON or a table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+
+from cases import registry
+from cases.policy import scope
+from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, PROVINCE_CODES, ROLE_LABELS, ROLES_BY_KIND, UNIT
+from db import Case, CaseEvent, Clock, Deadline, Organisation, SystemClock, User, create_schema, transaction
+from db.clock import SHANGHAI, to_utc
+from scheduler import WeekendCalendar
+from workflow import (
+    FireResult,
+    InvalidPayload,
+    NotFound,
+    Vocabulary,
+    WorkflowEngine,
+    load_actor,
+    load_case,
+)
+from workflow.audit import VerifyReport, verify_chain
+
+ORGS = Organisation.__table__
+USERS = User.__table__
+CASES = Case.__table__
+EVENTS = CaseEvent.__table__
+DEADLINES = Deadline.__table__
+
+_NATIONAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return to_utc(value).astimezone(SHANGHAI).isoformat(timespec="seconds")
+
+
+class DegreeFlow:
+    def __init__(self, db: Engine, clock: Clock | None = None):
+        registry.assert_valid()
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.engine = WorkflowEngine(
+            db,
+            registry.DEFINITIONS,
+            scope=scope,
+            calculator=WeekendCalendar(),
+            clock=self.clock,
+            vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
+        )
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    def init_schema(self) -> None:
+        create_schema(self.db)
+
+    def add_org(self, code: str, name: str, kind: str, parent: str | None = None) -> dict[str, Any]:
+        code, name = code.strip(), name.strip()
+        if kind not in LEVELS:
+            raise InvalidPayload(
+                f"字段 kind（组织类型）：取值须为 {'、'.join(LEVELS)} 之一，收到“{kind}”", field="kind", rule="choice"
+            )
+        if not name:
+            raise InvalidPayload("字段 name（名称）：必须填写", field="name", rule="required_field")
+        if kind == PROVINCE and code not in PROVINCE_CODES:
+            raise InvalidPayload(
+                f"字段 code（代码）：省级代码须为 GB/T 2260 的2位数字代码（如 11 北京市、45 广西），收到“{code}”",
+                field="code",
+                rule="province_code",
+            )
+        if kind == UNIT and not re.fullmatch(r"\d{5}", code):
+            raise InvalidPayload(
+                f"字段 code（代码）：学位授予单位代码须为5位数字，收到“{code}”", field="code", rule="unit_code"
+            )
+        if kind in (NATIONAL, CENTER) and not _NATIONAL_CODE.match(code):
+            raise InvalidPayload(
+                f"字段 code（代码）：须为大写字母开头的字母数字代码（如 XWB），收到“{code}”",
+                field="code",
+                rule="national_code",
+            )
+        with transaction(self.db) as conn:
+            if conn.execute(select(ORGS.c.id).where(ORGS.c.code == code)).first():
+                raise InvalidPayload(f"字段 code（代码）：组织 {code} 已存在", field="code", rule="unique_code")
+            parent_id = None
+            if kind == UNIT:
+                if not parent:
+                    raise InvalidPayload(
+                        "字段 parent（上级）：学位授予单位须指定所属省级学位委员会办公室的代码",
+                        field="parent",
+                        rule="unit_parent",
+                    )
+                row = conn.execute(select(ORGS).where(ORGS.c.code == parent)).first()
+                if row is None or row.kind != PROVINCE:
+                    raise InvalidPayload(
+                        f"字段 parent（上级）：{parent} 不是已登记的省级学位委员会办公室",
+                        field="parent",
+                        rule="unit_parent",
+                    )
+                parent_id = row.id
+            elif parent:
+                raise InvalidPayload(
+                    "字段 parent（上级）：只有学位授予单位有上级组织", field="parent", rule="parent_only_for_units"
+                )
+            org_id = conn.execute(
+                insert(ORGS).values(code=code, name=name, kind=kind, parent_id=parent_id, created_at=self.clock.now())
+            ).inserted_primary_key[0]
+        return {"id": org_id, "code": code, "name": name, "kind": kind, "parent": parent}
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        parent = ORGS.alias("parent")
+        query = (
+            select(ORGS.c.id, ORGS.c.code, ORGS.c.name, ORGS.c.kind, parent.c.code.label("parent"))
+            .outerjoin(parent, ORGS.c.parent_id == parent.c.id)
+            .order_by(ORGS.c.kind, ORGS.c.code)
+        )
+        with self.db.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def add_user(self, username: str, name: str, role: str, org: str) -> dict[str, Any]:
+        username, name = username.strip(), name.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
+            raise InvalidPayload(
+                f"字段 username（用户名）：2-64 位字母、数字、下划线、点或连字符，收到“{username}”",
+                field="username",
+                rule="username_format",
+            )
+        if not name:
+            raise InvalidPayload("字段 name（姓名）：必须填写", field="name", rule="required_field")
+        with transaction(self.db) as conn:
+            row = conn.execute(select(ORGS).where(ORGS.c.code == org)).first()
+            if row is None:
+                raise NotFound(f"组织 {org} 不存在", field="org", rule="organisation_exists")
+            roles = ROLES_BY_KIND[row.kind]
+            if role not in roles:
+                allowed = "、".join(f"{k}（{v}）" for k, v in roles.items())
+                raise InvalidPayload(
+                    f"字段 role（角色）：{LEVELS[row.kind]}的角色须为 {allowed} 之一，收到“{role}”",
+                    field="role",
+                    rule="role_for_kind",
+                )
+            if conn.execute(select(USERS.c.id).where(USERS.c.username == username)).first():
+                raise InvalidPayload(f"字段 username（用户名）：{username} 已存在", field="username", rule="unique")
+            user_id = conn.execute(
+                insert(USERS).values(
+                    username=username, name=name, role=role, org_id=row.id, active=True, created_at=self.clock.now()
+                )
+            ).inserted_primary_key[0]
+        return {"id": user_id, "username": username, "name": name, "role": role, "org": org}
+
+    def list_users(self, org: str | None = None) -> list[dict[str, Any]]:
+        query = (
+            select(USERS.c.id, USERS.c.username, USERS.c.name, USERS.c.role, ORGS.c.code.label("org"), USERS.c.active)
+            .join(ORGS, USERS.c.org_id == ORGS.c.id)
+            .order_by(ORGS.c.code, USERS.c.username)
+        )
+        if org:
+            query = query.where(ORGS.c.code == org)
+        with self.db.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    # -- cases ----------------------------------------------------------------------------------------
+    def open_case(
+        self, case_type: str, org: str, as_user: str, payload: Mapping[str, Any] | None = None, note: str = ""
+    ) -> FireResult:
+        data = dict(payload or {})
+        prepare = registry.PREPARE.get(case_type)
+        if prepare:
+            prepare(data)
+        return self.engine.open(case_type, org, as_user, data, note)
+
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        as_user: str,
+        note: str = "",
+        payload: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> FireResult:
+        data = dict(payload or {})
+        with self.db.connect() as conn:
+            case_type = conn.execute(select(CASES.c.type).where(CASES.c.id == case_id)).scalar()
+        prepare = registry.PREPARE.get(case_type or "")
+        if prepare:
+            prepare(data)
+        return self.engine.fire(case_id, trigger, as_user, note, data, expected_version=expected_version)
+
+    def show(self, case_id: int, as_user: str | None = None) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            case = load_case(conn, case_id)
+            defn = self.engine.definition(case.type)
+            history = [
+                {
+                    "seq": e.seq,
+                    "at": _iso(e.at),
+                    "actor": e.actor_name,
+                    "actor_id": e.actor_id,
+                    "trigger": e.trigger,
+                    "from": e.from_state,
+                    "to": e.to_state,
+                    "note": e.note,
+                    "payload": e.payload,
+                    "hash": e.hash,
+                }
+                for e in conn.execute(select(EVENTS).where(EVENTS.c.case_id == case_id).order_by(EVENTS.c.seq))
+            ]
+            deadlines = [self._deadline_dict(d) for d in conn.execute(
+                select(DEADLINES).where(DEADLINES.c.case_id == case_id).order_by(DEADLINES.c.id)
+            )]  # fmt: skip
+            allowed = None
+            if as_user:
+                actor = load_actor(conn, as_user)
+                allowed = [
+                    {"trigger": s.trigger, "label": s.label} for s in self.engine.allowed_steps(case, actor)
+                ]
+        return {
+            "id": case.id,
+            "type": case.type,
+            "type_label": defn.label,
+            "state": case.state,
+            "state_label": defn.state_label(case.state),
+            "rule_set": case.rule_set,
+            "org": case.org_code,
+            "org_name": case.org_name,
+            "version": case.version,
+            "opened_at": _iso(case.opened_at),
+            "closed_at": _iso(case.closed_at),
+            "payload": case.payload,
+            "allowed": allowed,
+            "history": history,
+            "deadlines": deadlines,
+        }
+
+    @staticmethod
+    def _deadline_dict(row: Any) -> dict[str, Any]:
+        return {
+            "name": row.name,
+            "days": row.days,
+            "working": row.working,
+            "start_date": row.start_date.isoformat(),
+            "due_date": row.due_date.isoformat(),
+            "provisional": row.provisional,
+            "status": row.status,
+            "remaining_days": row.remaining_days,
+        }
+
+    def list_cases(
+        self, case_type: str | None = None, state: str | None = None, org: str | None = None
+    ) -> list[dict[str, Any]]:
+        next_due = (
+            select(func.min(DEADLINES.c.due_date))
+            .where(DEADLINES.c.case_id == CASES.c.id, DEADLINES.c.status == "running")
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                CASES.c.id,
+                CASES.c.type,
+                CASES.c.state,
+                CASES.c.rule_set,
+                ORGS.c.code.label("org"),
+                ORGS.c.name.label("org_name"),
+                CASES.c.version,
+                CASES.c.opened_at,
+                CASES.c.updated_at,
+                CASES.c.closed_at,
+                next_due.label("next_due"),
+            )
+            .join(ORGS, CASES.c.org_id == ORGS.c.id)
+            .order_by(CASES.c.id)
+        )
+        if case_type:
+            self.engine.definition(case_type)
+            query = query.where(CASES.c.type == case_type)
+        if state:
+            query = query.where(CASES.c.state == state)
+        if org:
+            query = query.where(ORGS.c.code == org)
+        rows = []
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                data = dict(row._mapping)
+                defn = registry.DEFINITIONS[data["type"]]
+                data["type_label"] = defn.label
+                data["state_label"] = defn.state_label(data["state"])
+                for key in ("opened_at", "updated_at", "closed_at"):
+                    data[key] = _iso(data[key])
+                data["next_due"] = data["next_due"].isoformat() if data["next_due"] else None
+                rows.append(data)
+        return rows
+
+    def verify_audit(self, case_id: int | None = None) -> VerifyReport:
+        with self.db.connect() as conn:
+            return verify_chain(conn, case_id)
+
+    @staticmethod
+    def definitions_check() -> list[str]:
+        return registry.check_all()

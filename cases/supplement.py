@@ -1,0 +1,86 @@
+"""Supplement (补报): late filing of degrees that were never reported (seed 000 annex 2 §1; seed 002 art. 12(6))."""
+
+from __future__ import annotations
+
+from cases.common import REASON, STATE_LABELS
+from cases.record import cert_no_of_unit
+from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
+from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
+
+FORM1_ROW = (
+    FieldRule("name", "姓名"),
+    FieldRule("cert_no", "学位证书编号"),
+    FieldRule("degree_type", "学位类别", required=False),
+    FieldRule("major", "专业", required=False),
+    FieldRule("conferral_date", "获学位日期", kind="date", required=False),
+)
+
+
+def _form1_cert_numbers(ctx: FireContext) -> None:
+    for index, row in enumerate(ctx.payload["records"]):
+        cert_no_of_unit(ctx.case.org_code, row["cert_no"], f"records[{index}].cert_no")
+
+
+def _data_matches_form1(ctx: FireContext) -> None:
+    """The entered supplement data must match Form 1 exactly (seed 000 annex 2 §1 step 3)."""
+    listed = {(r["cert_no"], r["name"]) for r in ctx.payload.get("records", [])}
+    entered = {(r["cert_no"], r["name"]) for r in ctx.payload["data"]}
+    if len(ctx.payload["data"]) != len(entered):
+        raise InvalidPayload("字段 data（补报数据）：有重复的学位获得者", field="data", rule="form1_match")
+    missing, extra = listed - entered, entered - listed
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("缺少 " + "、".join(f"{n}（{c}）" for c, n in sorted(missing)))
+        if extra:
+            parts.append("多出 " + "、".join(f"{n}（{c}）" for c, n in sorted(extra)))
+        raise InvalidPayload(
+            "字段 data（补报数据）：须与表1《申请补报学位获得者名单》完全一致，" + "；".join(parts),
+            field="data",
+            rule="form1_match",
+        )
+
+
+DEFINITION = ProcessDefinition(
+    name="supplement",
+    label="补报",
+    states={
+        **{k: STATE_LABELS[k] for k in ("draft", "applied", "rejected")},
+        "data_entry": "补报数据录入",
+        "data_review": "补报数据审核中",
+        "province_filed": "省级已备案",
+        "recorded": "已入库",
+    },
+    initial="draft",
+    terminal=frozenset({"rejected", "recorded"}),
+    open_actors=(UNIT,),
+    rule_sets=("2020",),
+    choose_rule_set=lambda payload: "2020",
+    steps=(
+        Step(
+            "submit", "draft", "applied", (UNIT,), label="提交补报申请",
+            requires=(
+                FieldRule("reason", "未报原因"),
+                FieldRule("resolution_no", "学位评定委员会授予决议文号"),
+                FieldRule("records", "表1 申请补报学位获得者名单", kind="list", items=FORM1_ROW),
+            ),
+            guards=(_form1_cert_numbers,),
+            deadlines=(DeadlineEffect("start", "province_decision", 30, label="省级审核申请"),),
+        ),
+        Step("approve", "applied", "data_entry", (PROVINCE,), label="批准补报申请",
+             deadlines=(DeadlineEffect("stop", "province_decision"),)),
+        Step("reject", "applied", "rejected", (PROVINCE,), label="驳回补报申请", requires=(REASON,)),
+        Step(
+            "submit_data", "data_entry", "data_review", (UNIT,), label="校核并提交补报数据",
+            roles=VERIFY_ROLES, second_person=True,
+            requires=(FieldRule("data", "补报数据", kind="list", items=FORM1_ROW[:2]),),
+            guards=(_data_matches_form1,),
+            deadlines=(DeadlineEffect("start", "province_data_review", 30, label="省级审核补报数据"),),
+        ),
+        Step("return", "data_review", "data_entry", (PROVINCE,), label="退回修改", requires=(REASON,),
+             deadlines=(DeadlineEffect("pause", "province_data_review"),)),
+        Step("accept", "data_review", "province_filed", (PROVINCE,), label="审核通过并备案",
+             deadlines=(DeadlineEffect("stop", "province_data_review"),)),
+        Step("record", "province_filed", "recorded", (NATIONAL, CENTER), label="更新全国学位授予信息库"),
+    ),
+)  # fmt: skip

@@ -1,0 +1,25 @@
+"""Persistence: tables, engine factory, the unit of work and the one clock.
+
+Nothing here imports the rest of degreeflow.
+"""
+
+from db.clock import Clock, FixedClock, SystemClock, to_utc, utc_iso
+from db.engine import create_schema, drop_schema, make_engine, transaction
+from db.models import Case, CaseEvent, Deadline, Organisation, User
+
+__all__ = [
+    "Case",
+    "CaseEvent",
+    "Clock",
+    "Deadline",
+    "FixedClock",
+    "Organisation",
+    "SystemClock",
+    "User",
+    "create_schema",
+    "drop_schema",
+    "make_engine",
+    "to_utc",
+    "transaction",
+    "utc_iso",
+]

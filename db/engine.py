@@ -1,0 +1,90 @@
+"""Engine factory and the unit of work.
+
+SQLite (the default) runs in WAL mode with synchronous=FULL, so an acknowledged step survives a power cut.
+Write transactions on SQLite start with BEGIN IMMEDIATE: they take the write lock before reading, so two
+writers never both read a version and then fail with a busy snapshot. PostgreSQL uses READ COMMITTED with
+conditional updates (optimistic locking on `cases.version`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlmodel import SQLModel
+
+from db import models  # noqa: F401  (registers the tables)
+
+_APPEND_ONLY_SQLITE = [
+    """CREATE TRIGGER IF NOT EXISTS case_events_no_update BEFORE UPDATE ON case_events
+       BEGIN SELECT RAISE(ABORT, 'case_events is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS case_events_no_delete BEFORE DELETE ON case_events
+       BEGIN SELECT RAISE(ABORT, 'case_events is append-only'); END""",
+]
+_APPEND_ONLY_PG = [
+    """CREATE OR REPLACE FUNCTION degreeflow_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'case_events is append-only'; END; $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS case_events_append_only ON case_events",
+    """CREATE TRIGGER case_events_append_only BEFORE UPDATE OR DELETE ON case_events
+       FOR EACH ROW EXECUTE FUNCTION degreeflow_append_only()""",
+]
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        _install_sqlite_hooks(engine, in_memory=database in ("", ":memory:"))
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def _install_sqlite_hooks(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own handling is unreliable).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("immediate"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
+    """One unit of work: everything inside commits together or not at all."""
+    with engine.connect() as conn:
+        if write:
+            conn = conn.execution_options(immediate=True)
+        with conn.begin():
+            yield conn
+
+
+def create_schema(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+    statements = _APPEND_ONLY_SQLITE if engine.dialect.name == "sqlite" else _APPEND_ONLY_PG
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+
+
+def drop_schema(engine: Engine) -> None:
+    SQLModel.metadata.drop_all(engine)

@@ -1,0 +1,104 @@
+"""Tables. SQLModel declares them; the hot paths use their SQLAlchemy Core tables (`Model.__table__`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class Organisation(SQLModel, table=True):
+    """National office, Degree Center, provinces (2-digit code), units (5-digit code)."""
+
+    __tablename__ = "organisations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True, index=True)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)  # national | center | province | unit
+    parent_id: int | None = Field(default=None, foreign_key="organisations.id", index=True)
+    created_at: datetime = _ts()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=64)
+    role: str = Field(max_length=32)
+    org_id: int = Field(foreign_key="organisations.id", index=True)
+    active: bool = True
+    created_at: datetime = _ts()
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_type_state", "type", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = Field(max_length=32)
+    state: str = Field(max_length=32)
+    rule_set: str = Field(max_length=16)
+    org_id: int = Field(foreign_key="organisations.id", index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = 1
+    opened_by: int = Field(foreign_key="users.id")
+    opened_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    closed_at: datetime | None = _ts(nullable=True)
+    # Head of the tamper-evident event chain, so a transition needs no extra read.
+    last_seq: int = 0
+    head_hash: str = Field(default="", max_length=64)
+
+
+class CaseEvent(SQLModel, table=True):
+    """Append-only audit trail. Each row hashes its content and the previous row of the same case."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_case_events_case_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    seq: int
+    at: datetime = _ts()
+    actor_id: int = Field(foreign_key="users.id")
+    actor_name: str = Field(max_length=64)
+    trigger: str = Field(max_length=32)
+    from_state: str = Field(max_length=32)
+    to_state: str = Field(max_length=32)
+    note: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class Deadline(SQLModel, table=True):
+    """A statutory limit on a case: timers are rows, swept by the scheduler, never in-memory jobs."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (Index("ix_deadlines_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    name: str = Field(max_length=48)
+    days: int
+    working: bool = False
+    start_date: date
+    due_date: date
+    due_at: datetime = _ts()
+    provisional: bool = False
+    # running | paused | met | late | superseded | cancelled
+    status: str = Field(default="running", max_length=16)
+    remaining_days: int | None = None  # kept while paused
+    started_event_id: int | None = Field(default=None, foreign_key="case_events.id")
+    stopped_event_id: int | None = Field(default=None, foreign_key="case_events.id")
+    stopped_at: datetime | None = _ts(nullable=True)
+    reminded_at: datetime | None = _ts(nullable=True)
+    breached_at: datetime | None = _ts(nullable=True)

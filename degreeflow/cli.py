@@ -1,0 +1,428 @@
+"""The `degreeflow` command line. Every command has `--json` for scripts and a readable table otherwise.
+
+Errors exit non-zero with one line naming the rule that refused; with `--json` they print
+`{"error": {"code": ..., "rule": ..., "message": ..., "field": ...}}` (stable `code`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
+
+from cases.service import DegreeFlow
+from degreeflow import app as wiring
+from degreeflow import demo as demo_data
+from workflow import InvalidPayload, WorkflowError
+
+app = typer.Typer(
+    help="degreeflow：学位授予信息补报、修改、勘误、撤销、照片补报与学位认证案件管理。",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+org_app = typer.Typer(help="组织：国务院学位办、学位中心、省级学位办、学位授予单位。", no_args_is_help=True)
+user_app = typer.Typer(help="用户及其角色。", no_args_is_help=True)
+case_app = typer.Typer(help="案件：新建、办理（触发操作）、查看、列表。", no_args_is_help=True)
+audit_app = typer.Typer(help="审计记录（防篡改哈希链）。", no_args_is_help=True)
+defs_app = typer.Typer(help="流程定义。", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(case_app, name="case")
+app.add_typer(audit_app, name="audit")
+app.add_typer(defs_app, name="definitions")
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Options:
+    db: str | None = None
+    now: datetime | None = None
+    json: bool = False
+
+
+OPTIONS = Options()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="输出 JSON（供脚本使用）。")]
+AsOpt = Annotated[str, typer.Option("--as", help="办理人的用户名，如 10635XW01。")]
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", "-d", help='数据：JSON 文本（如 \'{"reason": "..."}\'）或 JSON 文件路径。'),
+]
+FieldOpt = Annotated[
+    list[str] | None,
+    typer.Option("--field", "-f", help="单个字段 KEY=VALUE，可重复；VALUE 为 JSON 列表/对象时按 JSON 解析。"),
+]
+NoteOpt = Annotated[str, typer.Option("--note", "-n", help="备注（驳回、退回时即为理由）。")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def edge(func: F) -> F:
+    """Translate domain errors into one readable line (or JSON) and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("as_json"):
+            OPTIONS.json = True
+        try:
+            return func(*args, **kwargs)
+        except WorkflowError as error:
+            if OPTIONS.json:
+                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
+            else:
+                err.print(f"[bold red]错误[/] [{error.code}/{error.rule}] {error.message}", markup=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _global(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="DEGREEFLOW_DATABASE_URL", help="数据库 URL（默认 sqlite:///var/degreeflow.db）。"),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", envvar="DEGREEFLOW_NOW", help="设定当前时间（ISO 8601，如 2026-11-21T09:00），用于时限演练。"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="所有命令输出 JSON。")] = False,
+) -> None:
+    OPTIONS.db = db
+    OPTIONS.json = as_json
+    OPTIONS.now = None
+    if now:
+        try:
+            OPTIONS.now = datetime.fromisoformat(now)
+        except ValueError:
+            raise typer.BadParameter(f"--now：时间格式应为 ISO 8601（如 2026-11-21T09:00），收到“{now}”") from None
+
+
+def flow(*, need_schema: bool = True) -> DegreeFlow:
+    service = wiring.build(OPTIONS.db, OPTIONS.now)
+    if need_schema:
+        try:
+            ready = inspect(service.db).has_table("cases")
+        except OperationalError as error:
+            raise WorkflowError(f"无法连接数据库：{error.orig}", rule="database_reachable") from None
+        if not ready:
+            raise WorkflowError("数据库尚未初始化，请先运行 degreeflow init", rule="database_initialised")
+    return service
+
+
+def emit(data: Any, render: Callable[[], None]) -> None:
+    if OPTIONS.json:
+        out.print_json(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        render()
+
+
+def read_payload(data: str | None, fields: list[str] | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if data:
+        text = data
+        if not data.lstrip().startswith(("{", "[")):
+            path = Path(data)
+            if not path.is_file():
+                raise InvalidPayload(f"参数 --data：既不是 JSON 文本也不是存在的文件：{data}", field="data", rule="json")
+            text = path.read_text(encoding="utf-8")
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidPayload(f"参数 --data：不是合法的 JSON（{error}）", field="data", rule="json") from None
+        if not isinstance(loaded, dict):
+            raise InvalidPayload("参数 --data：应为 JSON 对象 {...}", field="data", rule="json")
+        payload.update(loaded)
+    for item in fields or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidPayload(f"参数 --field：应为 KEY=VALUE，收到“{item}”", field="field", rule="key_value")
+        parsed: Any = value
+        if value.lstrip().startswith(("[", "{")):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise InvalidPayload(f"参数 --field {key}：不是合法的 JSON（{error}）", field=key, rule="json") from None
+        payload[key.strip()] = parsed
+    return payload
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+# -- init / demo -------------------------------------------------------------------------------------------
+@app.command()
+@edge
+def init(
+    demo: Annotated[bool, typer.Option("--demo", help="同时写入演示组织、用户和案件（仅首次）。")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """初始化数据库（可重复运行，不会覆盖已有数据）。"""
+    service = flow(need_schema=False)
+    service.init_schema()
+    seeded = demo_data.seed(service) if demo else False
+    url = service.db.url.render_as_string(hide_password=True)
+    emit(
+        {"database": url, "demo_seeded": seeded},
+        lambda: out.print(
+            f"数据库已就绪：{url}" + ("；已写入演示数据" if seeded else ("；演示数据已存在" if demo else ""))
+        ),
+    )
+
+
+@app.command()
+@edge
+def demo(as_json: JsonOpt = False) -> None:
+    """主任务（在 Web 界面上线前）：把演示案件逐步办理到底，并打印案件看板。"""
+    service = flow()
+
+    def show(line: demo_data.WalkLine) -> None:
+        if not OPTIONS.json:
+            mark = "[green]✓[/]" if line.ok else "[red]✗ 被拒绝[/]"
+            out.print(f"{mark} 案件 #{line.case_id} {line.case_type:<14} {line.trigger:<12} {line.user:<10} {line.message}")
+
+    lines = demo_data.walk(service, show)
+    cases = service.list_cases()
+    if OPTIONS.json:
+        emit({"steps": [vars(line) for line in lines], "cases": cases}, lambda: None)
+        return
+    if not lines:
+        out.print("所有演示案件均已办结。")
+    _board(cases)
+
+
+def _board(cases: list[dict[str, Any]]) -> None:
+    _table(
+        "案件看板",
+        ["ID", "类型", "单位", "状态", "state", "规则", "下一时限", "版本", "更新时间"],
+        [
+            [c["id"], c["type_label"], f"{c['org']} {c['org_name']}", c["state_label"], c["state"],
+             c["rule_set"], c["next_due"] or "—", c["version"], (c["updated_at"] or "")[:16].replace("T", " ")]
+            for c in cases
+        ],
+    )  # fmt: skip
+
+
+# -- organisations and users -------------------------------------------------------------------------------
+@org_app.command("add")
+@edge
+def org_add(
+    code: Annotated[str, typer.Argument(help="代码：省级为2位 GB/T 2260 代码，单位为5位代码，国家级如 XWB。")],
+    name: Annotated[str, typer.Argument(help="名称。")],
+    kind: Annotated[str, typer.Option("--kind", help="national | center | province | unit")] = "unit",
+    parent: Annotated[str | None, typer.Option("--parent", help="学位授予单位所属省级代码。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """登记一个组织。"""
+    created = flow().add_org(code, name, kind, parent)
+    emit(created, lambda: out.print(f"已登记组织 {created['code']} {created['name']}（{created['kind']}）"))
+
+
+@org_app.command("list")
+@edge
+def org_list(as_json: JsonOpt = False) -> None:
+    """列出组织。"""
+    rows = flow().list_orgs()
+    emit(rows, lambda: _table("组织", ["代码", "名称", "类型", "上级"],
+                              [[r["code"], r["name"], r["kind"], r["parent"]] for r in rows]))  # fmt: skip
+
+
+@user_app.command("add")
+@edge
+def user_add(
+    username: Annotated[str, typer.Argument(help="用户名，如 10635XW01。")],
+    name: Annotated[str, typer.Argument(help="姓名。")],
+    role: Annotated[str, typer.Option("--role", help="单位：collector|verifier|lead|admin；省级：reviewer|admin；国家级：officer|admin")],
+    org: Annotated[str, typer.Option("--org", help="所属组织代码。")],
+    as_json: JsonOpt = False,
+) -> None:
+    """登记一个用户。"""
+    created = flow().add_user(username, name, role, org)
+    emit(created, lambda: out.print(f"已登记用户 {created['username']} {created['name']}（{created['role']}，{org}）"))
+
+
+@user_app.command("list")
+@edge
+def user_list(
+    org: Annotated[str | None, typer.Option("--org", help="只列出该组织的用户。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """列出用户。"""
+    rows = flow().list_users(org)
+    emit(rows, lambda: _table("用户", ["用户名", "姓名", "角色", "组织"],
+                              [[r["username"], r["name"], r["role"], r["org"]] for r in rows]))  # fmt: skip
+
+
+# -- cases -------------------------------------------------------------------------------------------------
+@case_app.command("open")
+@edge
+def case_open(
+    case_type: Annotated[str, typer.Argument(metavar="TYPE", help="supplement|amendment|errata|revocation|photo|authentication")],
+    org: Annotated[str, typer.Option("--org", help="案件所属学位授予单位代码。")],
+    as_user: AsOpt,
+    data: DataOpt = None,
+    field: FieldOpt = None,
+    note: NoteOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """新建案件。"""
+    result = flow().open_case(case_type, org, as_user, read_payload(data, field), note)
+    emit(vars(result), lambda: out.print(f"已新建案件 #{result.case_id}（{case_type}），状态：{result.to_state}"))
+
+
+@case_app.command("fire")
+@edge
+def case_fire(
+    case_id: Annotated[int, typer.Argument(metavar="ID")],
+    trigger: Annotated[str, typer.Argument(help="操作名，如 submit、approve、reject。")],
+    as_user: AsOpt,
+    note: NoteOpt = "",
+    data: DataOpt = None,
+    field: FieldOpt = None,
+    expect_version: Annotated[
+        int | None, typer.Option("--expect-version", help="仅当案件仍为该版本时办理（防止覆盖他人的修改）。")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """办理案件：触发一个操作。"""
+    result = flow().fire(case_id, trigger, as_user, note, read_payload(data, field), expect_version)
+
+    def render() -> None:
+        for event in result.events:
+            out.print(f"案件 #{result.case_id}：{event['trigger']}  {event['from_state']} → {event['to_state']}")
+        out.print(f"当前状态：{result.to_state}（版本 {result.version}）")
+
+    emit(vars(result), render)
+
+
+@case_app.command("show")
+@edge
+def case_show(
+    case_id: Annotated[int, typer.Argument(metavar="ID")],
+    as_user: Annotated[str | None, typer.Option("--as", help="列出该用户此刻可执行的操作。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """查看案件：状态、规则、可执行操作、时限与完整历史。"""
+    case = flow().show(case_id, as_user)
+
+    def render() -> None:
+        out.print(f"[bold]案件 #{case['id']}[/] {case['type_label']}（{case['type']}） {case['org']} {case['org_name']}")
+        out.print(f"状态：{case['state_label']}（{case['state']}）  规则：{case['rule_set']}  版本：{case['version']}")
+        if case["allowed"] is not None:
+            options = "、".join(f"{a['trigger']}（{a['label']}）" for a in case["allowed"]) or "无"
+            out.print(f"{as_user} 可执行：{options}")
+        if case["deadlines"]:
+            _table("时限", ["名称", "期限", "起算日", "截止日", "状态"], [
+                [d["name"], f"{d['days']}{'个工作日' if d['working'] else '日'}", d["start_date"],
+                 d["due_date"] + ("（暂定）" if d["provisional"] else ""), d["status"]]
+                for d in case["deadlines"]
+            ])  # fmt: skip
+        _table("历史", ["#", "时间", "办理人", "操作", "从", "到", "备注"], [
+            [h["seq"], h["at"], h["actor"], h["trigger"], h["from"] or "—", h["to"], h["note"]]
+            for h in case["history"]
+        ])  # fmt: skip
+
+    emit(case, render)
+
+
+@case_app.command("list")
+@edge
+def case_list(
+    case_type: Annotated[str | None, typer.Option("--type", help="案件类型。")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="状态。")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="单位代码。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """案件列表（看板）。"""
+    rows = flow().list_cases(case_type, state, org)
+    emit(rows, lambda: _board(rows))
+
+
+# -- audit and definitions ---------------------------------------------------------------------------------
+@audit_app.command("verify")
+@edge
+def audit_verify(
+    case_id: Annotated[int | None, typer.Option("--case", help="只核验该案件。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """核验审计哈希链：每条记录的内容与前后链接均未被篡改。"""
+    report = flow().verify_audit(case_id)
+    data = {"ok": report.ok, "cases": report.cases, "events": report.events,
+            "problems": [p.to_dict() for p in report.problems]}  # fmt: skip
+
+    def render() -> None:
+        if report.ok:
+            out.print(f"审计链完好：{report.cases} 个案件，{report.events} 条记录。")
+        else:
+            for problem in report.problems:
+                err.print(f"案件 #{problem.case_id} 第 {problem.seq} 条：{problem.problem}")
+
+    emit(data, render)
+    if not report.ok:
+        raise typer.Exit(9)
+
+
+@defs_app.command("check")
+@edge
+def definitions_check(as_json: JsonOpt = False) -> None:
+    """检查流程定义：不可达状态、死胡同、无守卫的操作。"""
+    problems = DegreeFlow.definitions_check()
+    emit({"ok": not problems, "problems": problems},
+         lambda: out.print("流程定义检查通过。" if not problems else "\n".join(problems)))  # fmt: skip
+    if problems:
+        raise typer.Exit(8)
+
+
+@defs_app.command("show")
+@edge
+def definitions_show(
+    case_type: Annotated[str | None, typer.Argument(metavar="[TYPE]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """列出各案件类型的状态与操作。"""
+    from cases.registry import DEFINITIONS
+
+    chosen = [DEFINITIONS[case_type]] if case_type in DEFINITIONS else list(DEFINITIONS.values())
+    if case_type and case_type not in DEFINITIONS:
+        raise WorkflowError(f"案件类型 {case_type} 不存在（可用：{'、'.join(DEFINITIONS)}）", rule="case_type_exists")
+    data = [
+        {"type": d.name, "label": d.label, "initial": d.initial, "terminal": sorted(d.terminal),
+         "steps": [{"trigger": s.trigger, "from": s.source, "to": s.dest, "actors": list(s.actors),
+                    "automatic": s.automatic, "label": s.label} for s in d.steps]}
+        for d in chosen
+    ]  # fmt: skip
+
+    def render() -> None:
+        for d in chosen:
+            _table(f"{d.label}（{d.name}）", ["从", "操作", "到", "办理方", "说明"], [
+                [s.source, s.trigger + ("（自动）" if s.automatic else ""), s.dest, "、".join(s.actors), s.label]
+                for s in d.steps
+            ])  # fmt: skip
+
+    emit(data, render)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

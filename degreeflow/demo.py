@@ -1,0 +1,204 @@
+"""Demo organisations, users and cases, and the walk that moves the demo cases through their steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from cases.service import DegreeFlow
+from db import Organisation
+from workflow import WorkflowError
+
+ORGS: list[tuple[str, str, str, str | None]] = [
+    ("XWB", "国务院学位委员会办公室", "national", None),
+    ("XWZX", "教育部学位与研究生教育发展中心", "center", None),
+    ("11", "北京市学位委员会办公室", "province", None),
+    ("45", "广西壮族自治区学位委员会办公室", "province", None),
+    ("50", "重庆市学位委员会办公室", "province", None),
+    ("10001", "北京大学", "unit", "11"),
+    ("10593", "广西大学", "unit", "45"),
+    ("10611", "重庆大学", "unit", "50"),
+    ("10635", "西南大学", "unit", "50"),
+]
+
+USERS: list[tuple[str, str, str, str]] = [
+    ("xwb01", "王建国", "officer", "XWB"),
+    ("xwzx01", "刘瑀", "officer", "XWZX"),
+    ("prov11", "赵敏", "reviewer", "11"),
+    ("prov45", "韦丽华", "reviewer", "45"),
+    ("prov50", "陈晓东", "reviewer", "50"),
+    ("10001XW01", "李娜", "collector", "10001"),
+    ("10001XW02", "张伟", "verifier", "10001"),
+    ("10593XW01", "黄海燕", "collector", "10593"),
+    ("10593XW02", "蒙志强", "verifier", "10593"),
+    ("10611XW01", "周静", "collector", "10611"),
+    ("10611XW02", "吴刚", "verifier", "10611"),
+    ("10635XW01", "何莹", "collector", "10635"),
+    ("10635XW02", "杨帆", "verifier", "10635"),
+    ("10635XW03", "孙立", "lead", "10635"),
+]
+
+# Which demo user plays which part for a case of a given unit.
+PARTS: dict[str, Callable[[str, str], str]] = {
+    "collector": lambda unit, prov: f"{unit}XW01",
+    "verifier": lambda unit, prov: f"{unit}XW02",
+    "province": lambda unit, prov: f"prov{prov}",
+    "national": lambda unit, prov: "xwb01",
+    "center": lambda unit, prov: "xwzx01",
+}
+
+
+def _demo_cases(today: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
+    decided = (today - timedelta(days=2)).isoformat()
+    return [
+        ("supplement", "10593", "collector", {}),
+        ("amendment", "10611", "collector", {"cert_no": "1061142019000123", "conferral_date": "2019-06-30"}),
+        ("amendment", "10001", "collector", {"cert_no": "1000142018000456", "conferral_date": "2018-07-01"}),
+        ("errata", "10635", "collector", {"cert_no": "1063542025000789", "conferral_date": "2025-06-20"}),
+        (
+            "revocation",
+            "10635",
+            "collector",
+            {"cert_no": "1063542021000321", "name": "钱某某", "conferral_date": "2021-06-25", "decision_date": decided},
+        ),
+        ("photo", "10593", "collector", {}),
+        ("authentication", "10611", "center", {"applicant_name": "孙小明", "cert_no": "1061142020000555"}),
+        # These two stay open, so the board shows work in progress and its deadlines.
+        ("supplement", "10611", "collector", {}),
+        ("authentication", "10635", "center", {"applicant_name": "周一鸣", "cert_no": "1063542022000888"}),
+    ]
+
+
+# Cases of this (type, unit) stop in this state: open work for the board.
+HOLD = {("supplement", "10611"): "data_review", ("authentication", "10635"): "verification"}
+
+
+@dataclass
+class Move:
+    part: str
+    trigger: str
+    payload: dict[str, Any] | Callable[[str], dict[str, Any]]
+    note: str = ""
+
+    def data(self, unit: str) -> dict[str, Any]:
+        return self.payload(unit) if callable(self.payload) else self.payload
+
+
+_RECORDS = {
+    "10593": [
+        {"name": "覃秋月", "cert_no": "1059342023001101", "degree_type": "工学学士", "major": "土木工程"},
+        {"name": "莫文杰", "cert_no": "1059342023001102", "degree_type": "理学学士", "major": "数学与应用数学"},
+    ],
+    "10611": [{"name": "邓家豪", "cert_no": "1061142024000210", "degree_type": "工学硕士", "major": "机械工程"}],
+}
+
+# (type, state, how many times the case was in that state before) -> the next move.
+SCRIPT: dict[tuple[str, str], list[Move]] = {
+    ("supplement", "draft"): [
+        Move("collector", "submit", lambda unit: {"reason": "学位授予决议通过后漏报", "resolution_no": "学位〔2023〕15号",
+                                                  "records": _RECORDS[unit]})
+    ],
+    ("supplement", "applied"): [Move("province", "approve", {})],
+    ("supplement", "data_entry"): [
+        # The collector tries first and is refused: collection and verification are different people.
+        Move("collector", "submit_data", lambda unit: {"data": _RECORDS[unit]}),
+        Move("verifier", "submit_data", lambda unit: {"data": _RECORDS[unit]}),
+    ],
+    ("supplement", "data_review"): [Move("province", "accept", {})],
+    ("supplement", "province_filed"): [Move("center", "record", {})],
+    ("amendment", "draft"): [
+        Move("collector", "submit", {"field": "姓名", "old_value": "刘洋", "new_value": "刘阳",
+                                     "reason": "录入时姓名错字", "proofs": ["身份证复印件", "学位证书复印件"]})
+    ],
+    ("amendment", "applied"): [Move("province", "approve", {})],
+    ("amendment", "national_review"): [Move("national", "approve", {})],
+    ("amendment", "approved"): [Move("center", "record", {})],
+    ("errata", "draft"): [
+        Move("collector", "submit", {"field": "major", "old_value": "计算机科学", "new_value": "计算机科学与技术",
+                                     "reason": "专业名称不全"})
+    ],
+    ("errata", "self_check"): [Move("verifier", "confirm", {})],
+    ("revocation", "draft"): [Move("collector", "submit", {"resolution_no": "西南大学学位〔2026〕3号"})],
+    ("revocation", "reported"): [Move("province", "confirm", {})],
+    ("revocation", "confirmed"): [Move("center", "revoke", {})],
+    ("photo", "draft"): [
+        Move("collector", "submit", {"academic_year": "2025-2026", "category": "普通高校本科毕业生学士",
+                                     "people": [{"name": "韦小宝", "major": "汉语言文学", "cert_no": "1059342025000031",
+                                                 "serial_no": "A0031"}]})
+    ],
+    ("photo", "filed"): [Move("province", "acknowledge", {})],
+    ("authentication", "received"): [Move("center", "check", {})],
+    ("authentication", "comparing"): [Move("center", "send_to_unit", {})],
+    ("authentication", "verification"): [Move("verifier", "answer", {"result": "信息一致"})],
+    ("authentication", "reviewing"): [Move("center", "issue_report", {})],
+}  # fmt: skip
+
+# The second amendment is returned with a rejection to show the other branch.
+REJECT_SECOND_AMENDMENT = Move("province", "reject", {}, note="证明材料不全，请补充户籍证明后重新申请")
+
+
+def seed(flow: DegreeFlow) -> bool:
+    """Create the demo organisations, users and cases once. Returns False if they already exist."""
+    with flow.db.connect() as conn:
+        org_table = Organisation.__table__
+        if conn.execute(select(org_table.c.id).where(org_table.c.code == "XWB")).first():
+            return False
+    for code, name, kind, parent in ORGS:
+        flow.add_org(code, name, kind, parent)
+    for username, name, role, org in USERS:
+        flow.add_user(username, name, role, org)
+    for case_type, org, part, payload in _demo_cases(flow.clock.today()):
+        province = next(p for c, _n, _k, p in ORGS if c == org)
+        flow.open_case(case_type, org, PARTS[part](org, province or ""), payload)
+    return True
+
+
+@dataclass
+class WalkLine:
+    case_id: int
+    case_type: str
+    user: str
+    trigger: str
+    ok: bool
+    message: str
+
+
+def walk(flow: DegreeFlow, on_line: Callable[[WalkLine], None] | None = None) -> list[WalkLine]:
+    """Move every open demo case through its scripted steps, printing refusals as a user would see them."""
+    lines: list[WalkLine] = []
+    parents = {code: parent for code, _n, _k, parent in ORGS}
+    for case in flow.list_cases():
+        if case["closed_at"] is not None or case["org"] not in parents:
+            continue
+        visits: dict[str, int] = {}
+        amendment_rank = [c["id"] for c in flow.list_cases(case_type="amendment")]
+        for _ in range(20):
+            current = flow.show(case["id"])
+            if current["closed_at"] is not None:
+                break
+            state = current["state"]
+            if HOLD.get((current["type"], case["org"])) == state:
+                break
+            moves = SCRIPT.get((current["type"], state))
+            if not moves:
+                break
+            index = visits.get(state, 0)
+            visits[state] = index + 1
+            move = moves[min(index, len(moves) - 1)]
+            if current["type"] == "amendment" and state == "applied" and case["id"] == amendment_rank[-1]:
+                move = REJECT_SECOND_AMENDMENT
+            user = PARTS[move.part](case["org"], parents[case["org"]] or "")
+            try:
+                result = flow.fire(case["id"], move.trigger, user, move.note, move.data(case["org"]))
+                line = WalkLine(case["id"], current["type"], user, move.trigger, True,
+                                f"{state} → {result.to_state}")  # fmt: skip
+            except WorkflowError as error:
+                line = WalkLine(case["id"], current["type"], user, move.trigger, False, f"[{error.code}] {error.message}")
+            lines.append(line)
+            if on_line:
+                on_line(line)
+    return lines

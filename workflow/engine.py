@@ -1,0 +1,403 @@
+"""The engine: open a case and fire a trigger, atomically.
+
+`fire` loads the case and the person in one write transaction, explains any refusal through the error
+hierarchy, lets the definition's `transitions` machine choose the next state, runs automatic follow-up steps,
+and writes the new state (guarded by `version`), the audit events and the deadline changes together.
+A refused or failed step leaves the case, its history and its deadlines exactly as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
+
+from db.clock import Clock, SystemClock
+from db.engine import transaction
+from db.models import Case, CaseEvent, Organisation, User
+from workflow import timers
+from workflow.audit import GENESIS, event_hash
+from workflow.definition import OPEN_TRIGGER, Actor, BoundCase, CaseView, FireContext, ProcessDefinition, Step
+from workflow.errors import (
+    Conflict,
+    Forbidden,
+    NotAllowedInState,
+    NotFound,
+    SeparationOfDuties,
+    UnknownTrigger,
+)
+from workflow.fields import FieldSet
+
+CASES = Case.__table__
+EVENTS = CaseEvent.__table__
+USERS = User.__table__
+ORGS = Organisation.__table__
+
+ScopePolicy = Callable[[Actor, CaseView], str | None]  # a refusal message, or None when in scope
+
+
+@dataclass
+class Vocabulary:
+    """Labels for messages in the user's language."""
+
+    levels: Mapping[str, str] = field(default_factory=dict)
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def level(self, name: str) -> str:
+        return self.levels.get(name, name)
+
+    def role(self, name: str) -> str:
+        return self.roles.get(name, name)
+
+
+@dataclass
+class FireResult:
+    case_id: int
+    from_state: str
+    to_state: str
+    version: int
+    events: list[dict[str, Any]]
+
+
+_CASE_COLUMNS = [
+    CASES.c.id,
+    CASES.c.type,
+    CASES.c.state,
+    CASES.c.rule_set,
+    CASES.c.org_id,
+    ORGS.c.code.label("org_code"),
+    ORGS.c.name.label("org_name"),
+    ORGS.c.kind.label("org_kind"),
+    ORGS.c.parent_id.label("org_parent_id"),
+    CASES.c.payload,
+    CASES.c.version,
+    CASES.c.opened_by,
+    CASES.c.opened_at,
+    CASES.c.updated_at,
+    CASES.c.closed_at,
+    CASES.c.last_seq,
+    CASES.c.head_hash,
+]
+_CASE_QUERY = select(*_CASE_COLUMNS).join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
+_ACTOR_QUERY = select(
+    USERS.c.id,
+    USERS.c.username,
+    USERS.c.name,
+    USERS.c.role,
+    USERS.c.active,
+    USERS.c.org_id,
+    ORGS.c.code.label("org_code"),
+    ORGS.c.name.label("org_name"),
+    ORGS.c.kind.label("org_kind"),
+    ORGS.c.parent_id.label("org_parent_id"),
+).join_from(USERS, ORGS, USERS.c.org_id == ORGS.c.id)
+
+
+def load_case(conn: Connection, case_id: int) -> CaseView:
+    row = conn.execute(_CASE_QUERY.where(CASES.c.id == case_id)).first()
+    if row is None:
+        raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
+    data = row._asdict()
+    data["payload"] = dict(data["payload"] or {})
+    return CaseView(**data)
+
+
+def load_actor(conn: Connection, who: str | int | Actor) -> Actor:
+    if isinstance(who, Actor):
+        return who
+    column = USERS.c.id if isinstance(who, int) else USERS.c.username
+    row = conn.execute(_ACTOR_QUERY.where(column == who)).first()
+    if row is None:
+        raise NotFound(f"用户 {who} 不存在", rule="user_exists", field="as")
+    return Actor(**row._asdict())
+
+
+class WorkflowEngine:
+    def __init__(
+        self,
+        db: Engine,
+        definitions: Mapping[str, ProcessDefinition],
+        *,
+        scope: ScopePolicy,
+        calculator: timers.DueCalculator,
+        clock: Clock | None = None,
+        vocabulary: Vocabulary | None = None,
+    ):
+        self.db = db
+        self.definitions = dict(definitions)
+        self.scope = scope
+        self.calculator = calculator
+        self.clock = clock or SystemClock()
+        self.vocabulary = vocabulary or Vocabulary()
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def definition(self, case_type: str) -> ProcessDefinition:
+        try:
+            return self.definitions[case_type]
+        except KeyError:
+            known = "、".join(sorted(self.definitions))
+            raise NotFound(
+                f"案件类型 {case_type} 不存在（可用：{known}）", rule="case_type_exists", field="type"
+            ) from None
+
+    def permission_problem(self, step: Step, case: CaseView, actor: Actor) -> Forbidden | None:
+        """Why `actor` may not fire `step` on `case`, or None. Permissions deny by default."""
+        vocab = self.vocabulary
+        who = f"{actor.name}（{actor.org_name}，{vocab.role(actor.role)}）"
+        if not actor.active:
+            return Forbidden(f"用户 {actor.username} 已停用", rule="active_user")
+        if actor.org_kind not in step.actors:
+            levels = "或".join(vocab.level(level) for level in step.actors)
+            return Forbidden(
+                f"“{step.label or step.trigger}”须由{levels}办理，{who}无权执行", rule="actor_level"
+            )
+        refusal = self.scope(actor, case)
+        if refusal:
+            return Forbidden(refusal, rule="organisation_scope")
+        if step.roles and actor.role not in step.roles:
+            roles = "、".join(vocab.role(role) for role in step.roles)
+            return Forbidden(
+                f"“{step.label or step.trigger}”须由以下角色办理：{roles}；{who}无权执行", rule="actor_role"
+            )
+        if step.second_person and actor.id == case.opened_by:
+            return SeparationOfDuties(
+                f"采集与校核须由不同工作人员负责：{actor.name} 采集了本案数据，不能执行“{step.label or step.trigger}”",
+                rule="collector_may_not_verify",
+            )
+        return None
+
+    def allowed_steps(self, case: CaseView, actor: Actor) -> list[Step]:
+        """The manual steps this person may fire now (branches of one trigger listed once)."""
+        defn = self.definition(case.type)
+        seen: set[str] = set()
+        allowed = []
+        for step in defn.manual_steps_from(case.state):
+            if step.trigger in seen:
+                continue
+            seen.add(step.trigger)
+            if self.permission_problem(step, case, actor) is None:
+                allowed.append(step)
+        return allowed
+
+    # -- commands ---------------------------------------------------------------------------------------
+    def open(
+        self,
+        case_type: str,
+        org_code: str,
+        actor: str | int | Actor,
+        payload: Mapping[str, Any] | None = None,
+        note: str = "",
+    ) -> FireResult:
+        defn = self.definition(case_type)
+        now = self.clock.now()
+        with transaction(self.db) as conn:
+            who = load_actor(conn, actor)
+            org = conn.execute(select(ORGS).where(ORGS.c.code == org_code)).first()
+            if org is None:
+                raise NotFound(f"组织 {org_code} 不存在", rule="organisation_exists", field="org")
+            data = dict(payload or {})
+            draft = CaseView(
+                id=0,
+                type=case_type,
+                state=defn.initial,
+                rule_set="",
+                org_id=org.id,
+                org_code=org.code,
+                org_name=org.name,
+                org_kind=org.kind,
+                org_parent_id=org.parent_id,
+                payload=data,
+                version=0,
+                opened_by=who.id,
+                opened_at=now,
+                updated_at=now,
+                closed_at=None,
+                last_seq=0,
+                head_hash=GENESIS,
+            )
+            opening = Step(
+                trigger=OPEN_TRIGGER,
+                source="",
+                dest=defn.initial,
+                actors=defn.open_actors,
+                roles=defn.open_roles,
+                label=f"新建{defn.label}案件",
+            )
+            problem = self.permission_problem(opening, draft, who)
+            if problem:
+                raise problem
+            FieldSet(defn.open_requires).validate(data, note)
+            ctx = FireContext(draft, who, OPEN_TRIGGER, data, dict(data), note, now, self.clock.today(), conn)
+            for guard in defn.open_guards:
+                guard(ctx)
+            rule_set = defn.choose_rule_set(data)
+            case_id = conn.execute(
+                insert(CASES).values(
+                    type=case_type,
+                    state=defn.initial,
+                    rule_set=rule_set,
+                    org_id=org.id,
+                    payload=data,
+                    version=1,
+                    opened_by=who.id,
+                    opened_at=now,
+                    updated_at=now,
+                    closed_at=None,
+                    last_seq=1,
+                    head_hash="",
+                )
+            ).inserted_primary_key[0]
+            event = self._event(case_id, 1, now, who, OPEN_TRIGGER, "", defn.initial, note, data, GENESIS)
+            event_id = conn.execute(insert(EVENTS).values(**event)).inserted_primary_key[0]
+            conn.execute(update(CASES).where(CASES.c.id == case_id).values(head_hash=event["hash"]))
+            timers.apply_effects(
+                conn,
+                self.calculator,
+                case_id=case_id,
+                rule_set=rule_set,
+                effects=defn.open_deadlines,
+                payload=data,
+                event_id=event_id,
+                now=now,
+                today=ctx.today,
+            )
+        return FireResult(case_id, "", defn.initial, 1, [event])
+
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        actor: str | int | Actor,
+        note: str = "",
+        payload: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> FireResult:
+        now = self.clock.now()
+        today = self.clock.today()
+        with transaction(self.db) as conn:
+            case = load_case(conn, case_id)
+            who = load_actor(conn, actor)
+            if expected_version is not None and case.version != expected_version:
+                raise Conflict(
+                    f"案件 #{case_id} 已被他人修改（版本 {expected_version} → {case.version}），请刷新后重试",
+                    rule="stale_version",
+                )
+            defn = self.definition(case.type)
+            if trigger not in defn.triggers:
+                known = "、".join(sorted(defn.triggers))
+                raise UnknownTrigger(
+                    f"{defn.label}案件没有操作 {trigger}（可用操作：{known}）", rule="known_trigger", field="trigger"
+                )
+            candidates = defn.candidates(case.state, trigger)
+            if not candidates:
+                here = [s.trigger for s in defn.manual_steps_from(case.state)]
+                options = "、".join(dict.fromkeys(here)) or "无（已办结）"
+                raise NotAllowedInState(
+                    f"案件 #{case_id} 当前状态为“{defn.state_label(case.state)}”（{case.state}），"
+                    f"不能执行 {trigger}；此状态可执行：{options}",
+                    rule="allowed_in_state",
+                    state=case.state,
+                )
+            first = candidates[0]
+            problem = self.permission_problem(first, case, who)
+            if problem:
+                raise problem
+            step_payload = dict(payload or {})
+            merged = {**case.payload, **step_payload}
+            checked = FieldSet(first.requires).validate(merged, note)
+            step_payload.update({k: v for k, v in checked.items() if k in step_payload or k not in case.payload})
+            ctx = FireContext(case, who, trigger, merged, step_payload, note, now, today, conn)
+            for guard in first.guards:
+                guard(ctx)
+
+            bound = BoundCase(case.state)
+            if not defn.machine.events[trigger].trigger(bound, ctx=ctx):
+                raise NotAllowedInState(
+                    f"案件 #{case_id} 不满足“{first.label or trigger}”的条件", rule="branch_condition"
+                )
+            steps = [(defn.step_for(case.state, trigger, bound.state), case.state, note, step_payload)]
+            # Automatic follow-up steps (e.g. a matching authentication is reported at once).
+            state = bound.state
+            for _ in range(len(defn.steps)):
+                follow = next((s for s in defn.automatic_from(state) if s.when is not None and s.when(ctx)), None)
+                if follow is None:
+                    break
+                auto_note = f"自动：{follow.label}" if follow.label else "自动"
+                steps.append((follow, state, auto_note, {}))
+                state = follow.dest
+
+            closed_at = now if state in defn.terminal else None
+            new_version = case.version + 1
+            events = []
+            prev_hash, seq = case.head_hash, case.last_seq
+            for step, source, step_note, data in steps:
+                seq += 1
+                event = self._event(case.id, seq, now, who, step.trigger, source, step.dest, step_note, data, prev_hash)
+                events.append(event)
+                prev_hash = event["hash"]
+            result = conn.execute(
+                update(CASES)
+                .where(CASES.c.id == case.id, CASES.c.version == case.version)
+                .values(
+                    state=state,
+                    payload=merged,
+                    version=new_version,
+                    updated_at=now,
+                    closed_at=closed_at,
+                    last_seq=seq,
+                    head_hash=prev_hash,
+                )
+            )
+            if result.rowcount != 1:
+                raise Conflict(f"案件 #{case_id} 已被他人修改，请刷新后重试", rule="stale_version")
+            for (step, _source, _note, _data), event in zip(steps, events, strict=True):
+                event_id = conn.execute(insert(EVENTS).values(**event)).inserted_primary_key[0]
+                if step.deadlines:
+                    timers.apply_effects(
+                        conn,
+                        self.calculator,
+                        case_id=case.id,
+                        rule_set=case.rule_set,
+                        effects=step.deadlines,
+                        payload=merged,
+                        event_id=event_id,
+                        now=now,
+                        today=today,
+                    )
+            if closed_at is not None:
+                timers.close_all(conn, case_id=case.id, now=now, event_id=event_id)
+        return FireResult(case.id, case.state, state, new_version, events)
+
+    @staticmethod
+    def _event(
+        case_id: int,
+        seq: int,
+        at: datetime,
+        who: Actor,
+        trigger: str,
+        from_state: str,
+        to_state: str,
+        note: str,
+        payload: dict[str, Any],
+        prev_hash: str,
+    ) -> dict[str, Any]:
+        values = {
+            "case_id": case_id,
+            "seq": seq,
+            "at": at,
+            "actor_id": who.id,
+            "actor_name": who.name,
+            "trigger": trigger,
+            "from_state": from_state,
+            "to_state": to_state,
+            "note": note,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = event_hash(**values)
+        return values

@@ -1,0 +1,122 @@
+"""Deadline rows changed by a transition, in the transition's own transaction.
+
+The due-date arithmetic is injected (a `DueCalculator`): the scheduler package owns the working-day calendar.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import Connection
+
+from db.clock import SHANGHAI, to_utc
+from db.models import Deadline
+from workflow.definition import DeadlineEffect
+from workflow.fields import parse_date
+
+DEADLINES = Deadline.__table__
+OPEN_STATUSES = ("running", "paused")
+
+
+class DueCalculator(Protocol):
+    def due(self, start: date, days: int, working: bool) -> tuple[date, bool]:
+        """The last day of a limit of `days` (working) days counted from the day after `start`, and whether
+        the result is provisional (it reaches into a year the calendar does not cover)."""
+
+    def remaining(self, today: date, due: date, working: bool) -> int:
+        """Days (or working days) left after `today` up to and including `due`."""
+
+
+def end_of_day(day: date) -> datetime:
+    """Deadlines end at the end of their day in Asia/Shanghai, stored in UTC."""
+    return to_utc(datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI) - timedelta(microseconds=1))
+
+
+def apply_effects(
+    conn: Connection,
+    calc: DueCalculator,
+    *,
+    case_id: int,
+    rule_set: str,
+    effects: tuple[DeadlineEffect, ...],
+    payload: dict[str, Any],
+    event_id: int,
+    now: datetime,
+    today: date,
+) -> None:
+    for effect in effects:
+        if not effect.applies(rule_set):
+            continue
+        current = and_(
+            DEADLINES.c.case_id == case_id,
+            DEADLINES.c.name == effect.name,
+        )
+        if effect.action == "start":
+            _close(conn, current, now, event_id, superseded=True)
+            anchor = parse_date(payload.get(effect.anchor)) if effect.anchor else None
+            start = anchor or today
+            due, provisional = calc.due(start, effect.days, effect.working)
+            conn.execute(
+                insert(DEADLINES).values(
+                    case_id=case_id,
+                    name=effect.name,
+                    days=effect.days,
+                    working=effect.working,
+                    start_date=start,
+                    due_date=due,
+                    due_at=end_of_day(due),
+                    provisional=provisional,
+                    status="running",
+                    started_event_id=event_id,
+                )
+            )
+        elif effect.action == "stop":
+            _close(conn, current, now, event_id)
+        elif effect.action == "pause":
+            for row in conn.execute(select(DEADLINES).where(current, DEADLINES.c.status == "running")):
+                conn.execute(
+                    update(DEADLINES)
+                    .where(DEADLINES.c.id == row.id)
+                    .values(status="paused", remaining_days=max(calc.remaining(today, row.due_date, row.working), 0))
+                )
+        elif effect.action == "resume":
+            for row in conn.execute(select(DEADLINES).where(current, DEADLINES.c.status == "paused")):
+                due, provisional = calc.due(today, row.remaining_days or 0, row.working)
+                conn.execute(
+                    update(DEADLINES)
+                    .where(DEADLINES.c.id == row.id)
+                    .values(
+                        status="running",
+                        due_date=due,
+                        due_at=end_of_day(due),
+                        provisional=provisional,
+                        remaining_days=None,
+                    )
+                )
+
+
+def close_all(conn: Connection, *, case_id: int, now: datetime, event_id: int) -> None:
+    """A case that reaches a terminal state leaves no timer behind."""
+    _close(conn, DEADLINES.c.case_id == case_id, now, event_id)
+
+
+def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, superseded: bool = False) -> None:
+    rows = conn.execute(
+        select(DEADLINES.c.id, DEADLINES.c.status, DEADLINES.c.due_at).where(
+            where, DEADLINES.c.status.in_(OPEN_STATUSES)
+        )
+    ).all()
+    for row in rows:
+        if superseded:
+            status = "superseded"
+        elif row.status == "paused":
+            status = "cancelled"
+        else:
+            status = "met" if to_utc(now) <= to_utc(row.due_at) else "late"
+        conn.execute(
+            update(DEADLINES)
+            .where(DEADLINES.c.id == row.id)
+            .values(status=status, stopped_at=now, stopped_event_id=event_id)
+        )
