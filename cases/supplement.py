@@ -60,7 +60,7 @@ DEFINITION = ProcessDefinition(
         Step(
             "submit", "draft", "applied", (UNIT,), label="提交补报申请",
             requires=(
-                FieldRule("reason", "未报原因"),
+                FieldRule("omission_reason", "未报原因"),
                 FieldRule("resolution_no", "学位评定委员会授予决议文号"),
                 FieldRule("records", "表1 申请补报学位获得者名单", kind="list", items=FORM1_ROW),
             ),

@@ -99,7 +99,7 @@ _RECORDS = {
 # (type, state, how many times the case was in that state before) -> the next move.
 SCRIPT: dict[tuple[str, str], list[Move]] = {
     ("supplement", "draft"): [
-        Move("collector", "submit", lambda unit: {"reason": "学位授予决议通过后漏报", "resolution_no": "学位〔2023〕15号",
+        Move("collector", "submit", lambda unit: {"omission_reason": "学位授予决议通过后漏报", "resolution_no": "学位〔2023〕15号",
                                                   "records": _RECORDS[unit]})
     ],
     ("supplement", "applied"): [Move("province", "approve", {})],
@@ -141,8 +141,10 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
 REJECT_SECOND_AMENDMENT = Move("province", "reject", {}, note="证明材料不全，请补充户籍证明后重新申请")
 
 
-def seed(flow: DegreeFlow) -> bool:
-    """Create the demo organisations, users and cases once. Returns False if they already exist."""
+def seed(flow: DegreeFlow, *, cases: bool = True) -> bool:
+    """Create the demo organisations, users and (unless `cases=False`) cases once.
+
+    Returns False if they already exist."""
     with flow.db.connect() as conn:
         org_table = Organisation.__table__
         if conn.execute(select(org_table.c.id).where(org_table.c.code == "XWB")).first():
@@ -151,6 +153,8 @@ def seed(flow: DegreeFlow) -> bool:
         flow.add_org(code, name, kind, parent)
     for username, name, role, org in USERS:
         flow.add_user(username, name, role, org)
+    if not cases:
+        return True
     for case_type, org, part, payload in _demo_cases(flow.clock.today()):
         province = next(p for c, _n, _k, p in ORGS if c == org)
         flow.open_case(case_type, org, PARTS[part](org, province or ""), payload)

@@ -309,7 +309,7 @@ class WorkflowEngine:
                 raise problem
             step_payload = dict(payload or {})
             merged = {**case.payload, **step_payload}
-            checked = FieldSet(first.requires).validate(merged, note)
+            checked = FieldSet(first.requires).validate(merged, note, step_payload)
             step_payload.update({k: v for k, v in checked.items() if k in step_payload or k not in case.payload})
             ctx = FireContext(case, who, trigger, merged, step_payload, note, now, today, conn)
             for guard in first.guards:

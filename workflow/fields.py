@@ -34,6 +34,7 @@ class FieldRule:
 
     kind: text | date | choice | list | int. `from_note`: the step's note may supply the value
     (a rejection's reasons are usually typed as the note). `items`: rules for each element of a list.
+    `fresh`: the value must come with the step itself (a rejection's reason, not an earlier one).
     `check`: an extra validator returning a Chinese message when the value is wrong.
     """
 
@@ -45,6 +46,7 @@ class FieldRule:
     items: tuple[FieldRule, ...] = ()
     min_items: int = 1
     from_note: bool = False
+    fresh: bool = False  # must be given with this step (not taken from data the case already holds)
     check: Callable[[Any], str | None] | None = None
     hint: str = ""
 
@@ -107,13 +109,18 @@ class FieldRule:
 class FieldSet:
     rules: tuple[FieldRule, ...] = field(default_factory=tuple)
 
-    def validate(self, payload: dict[str, Any], note: str = "") -> dict[str, Any]:
-        """Validate and normalise in place; returns the normalised values that were checked."""
+    def validate(
+        self, payload: dict[str, Any], note: str = "", step_payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Validate and normalise `payload` in place; returns the normalised values that were checked.
+
+        `fresh` rules read `step_payload` (what this step brought) when it is given."""
         checked: dict[str, Any] = {}
         for rule in self.rules:
-            if rule.from_note and not payload.get(rule.name) and note.strip():
-                payload[rule.name] = note.strip()
-            value = rule.validate(payload)
+            source = step_payload if rule.fresh and step_payload is not None else payload
+            if rule.from_note and not source.get(rule.name) and note.strip():
+                source[rule.name] = note.strip()
+            value = rule.validate(source)
             if value is not None:
                 payload[rule.name] = value
                 checked[rule.name] = value

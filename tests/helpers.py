@@ -1,0 +1,98 @@
+"""Valid payloads per step, and a snapshot of everything a step may change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from cases.service import DegreeFlow
+from db import Case, CaseEvent, Deadline
+
+SUPPLEMENT_ROWS = [
+    {"name": "覃秋月", "cert_no": "1059342023001101"},
+    {"name": "莫文杰", "cert_no": "1059342023001102"},
+]
+PHOTO = {
+    "academic_year": "2025-2026",
+    "category": "普通高校本科毕业生学士",
+    "people": [{"name": "韦小宝", "major": "汉语言文学", "cert_no": "1059342025000031", "serial_no": "A0031"}],
+}
+NAME_CHANGE = {"field": "name", "old_value": "刘洋", "new_value": "刘阳", "reason": "错字", "proofs": ["身份证复印件"]}
+MAJOR_CHANGE = {"field": "major", "old_value": "计算机", "new_value": "计算机科学与技术", "reason": "不全",
+                "proofs": ["学位证书复印件"]}  # fmt: skip
+
+# Unit used for each type in these tests, and the data needed to open a case there.
+UNIT = {
+    "supplement": "10593",
+    "amendment": "10611",
+    "errata": "10635",
+    "revocation": "10635",
+    "photo": "10593",
+    "authentication": "10611",
+}
+OPEN_DATA: dict[str, dict[str, Any]] = {
+    "supplement": {},
+    "amendment": {"cert_no": "1061142019000123", "conferral_date": "2019-06-30"},
+    "errata": {"cert_no": "1063542025000789", "conferral_date": "2025-06-20"},
+    "revocation": {
+        "cert_no": "1063542021000321",
+        "name": "钱某某",
+        "conferral_date": "2021-06-25",
+        "decision_date": "2026-11-18",
+    },
+    "photo": {},
+    "authentication": {"applicant_name": "孙小明", "cert_no": "1061142020000555"},
+}
+# Who opens each type.
+OPENER = {t: f"{UNIT[t]}XW01" for t in UNIT} | {"authentication": "xwzx01"}
+
+STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
+    ("supplement", "submit"): {"omission_reason": "漏报", "resolution_no": "学位〔2023〕15号", "records": SUPPLEMENT_ROWS},
+    ("supplement", "submit_data"): {"data": SUPPLEMENT_ROWS},
+    ("supplement", "reject"): {"reason": "材料不全"},
+    ("supplement", "return"): {"reason": "数据有误"},
+    ("amendment", "submit"): NAME_CHANGE,
+    ("amendment", "reject"): {"reason": "证明不足"},
+    ("errata", "submit"): MAJOR_CHANGE,
+    ("errata", "reject"): {"reason": "不同意"},
+    ("revocation", "submit"): {"resolution_no": "西南大学学位〔2026〕3号"},
+    ("photo", "submit"): PHOTO,
+    ("authentication", "refuse"): {"reason": "非学位证书"},
+    ("authentication", "answer"): {"result": "信息一致"},
+    ("authentication", "dispute"): {"reason": "申请人有异议"},
+}
+
+
+def users_for(unit: str) -> dict[str, str]:
+    province = {"10593": "45", "10611": "50", "10635": "50", "10001": "11"}[unit]
+    return {
+        "collector": f"{unit}XW01",
+        "verifier": f"{unit}XW02",
+        "province": f"prov{province}",
+        "national": "xwb01",
+        "center": "xwzx01",
+    }
+
+
+def snapshot(flow: DegreeFlow, case_id: int) -> tuple[Any, ...]:
+    """Everything a transition may write for a case."""
+    with flow.db.connect() as conn:
+        case = conn.execute(select(Case.__table__).where(Case.__table__.c.id == case_id)).first()
+        events = conn.execute(
+            select(CaseEvent.__table__).where(CaseEvent.__table__.c.case_id == case_id).order_by("seq")
+        ).all()
+        deadlines = conn.execute(
+            select(Deadline.__table__).where(Deadline.__table__.c.case_id == case_id).order_by("id")
+        ).all()
+    return (tuple(case) if case else None, [tuple(e) for e in events], [tuple(d) for d in deadlines])
+
+
+def open_case(flow: DegreeFlow, case_type: str, **extra: Any) -> int:
+    data = {**OPEN_DATA[case_type], **extra}
+    return flow.open_case(case_type, UNIT[case_type], OPENER[case_type], data).case_id
+
+
+def fire(flow: DegreeFlow, case_id: int, case_type: str, trigger: str, part: str, **extra: Any):  # type: ignore[no-untyped-def]
+    data = {**STEP_DATA.get((case_type, trigger), {}), **extra}
+    return flow.fire(case_id, trigger, users_for(UNIT[case_type])[part], payload=data)
