@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
@@ -82,7 +83,7 @@ def edge(func: F) -> F:
             if OPTIONS.json:
                 out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
             else:
-                err.print(f"[bold red]错误[/] [{error.code}/{error.rule}] {error.message}", markup=True)
+                err.print(f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}")
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -1,0 +1,112 @@
+"""End to end through the installed `degreeflow` command, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = shutil.which("degreeflow", path=str(Path(sys.executable).parent)) or "degreeflow"
+
+
+@pytest.fixture
+def cli(tmp_path):  # type: ignore[no-untyped-def]
+    env = {**os.environ, "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", "DEGREEFLOW_NOW": "2026-11-20T09:00"}
+
+    def run(*args: str, ok: bool | None = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60)
+        if ok is True:
+            assert done.returncode == 0, done.stderr + done.stdout
+        elif ok is False:
+            assert done.returncode != 0, done.stdout
+        return done
+
+    run("init", "--demo")
+    return run
+
+
+def test_revocation_open_then_submit_as_a_user_types_it(cli):
+    opened = cli("case", "open", "revocation", "--org", "10635", "--as", "10635XW01",
+                 "-f", "cert_no=1063542021000999", "-f", "name=钱某某", "-f", "conferral_date=20210625",
+                 "-f", "decision_date=2026-11-18", "--json")  # fmt: skip
+    case_id = json.loads(opened.stdout)["case_id"]
+    fired = cli("case", "fire", str(case_id), "submit", "--as", "10635XW01", "-f", "resolution_no=西南大学学位〔2026〕3号")
+    assert "draft → reported" in fired.stdout
+    shown = json.loads(cli("case", "show", str(case_id), "--as", "prov50", "--json").stdout)
+    assert shown["state"] == "reported" and shown["rule_set"] == "2020"
+    assert [a["trigger"] for a in shown["allowed"]] == ["confirm"]
+    assert shown["deadlines"][0]["due_date"] == "2026-11-30" and shown["deadlines"][0]["status"] == "met"
+    assert shown["payload"]["conferral_date"] == "2021-06-25"
+
+
+def test_refused_step_prints_why_and_changes_nothing(cli):
+    opened = cli("case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
+    case_id = str(json.loads(opened.stdout)["case_id"])
+    before = cli("case", "show", case_id, "--json").stdout
+    refused = cli("case", "fire", case_id, "submit", "--as", "10593XW01", "-f", "academic_year=2025", ok=False)
+    assert refused.returncode == 7
+    assert "academic_year" in refused.stderr and "学年度" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    refused = cli("case", "fire", case_id, "acknowledge", "--as", "prov45", "--json", ok=False)
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "not_allowed_in_state" and refused.returncode == 3
+    refused = cli("case", "fire", case_id, "submit", "--as", "10611XW01", ok=False)
+    assert "organisation_scope" in refused.stderr
+    assert cli("case", "show", case_id, "--json").stdout == before
+
+
+def test_data_from_a_json_file(cli, tmp_path):
+    data = tmp_path / "form4.json"
+    data.write_text(json.dumps({"academic_year": "2025-2026", "category": "建筑学专业学位学士",
+                                "people": [{"name": "甲", "major": "建筑学", "cert_no": "1059342025000001",
+                                            "serial_no": "1"}]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+    opened = cli("case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
+    case_id = str(json.loads(opened.stdout)["case_id"])
+    fired = json.loads(cli("case", "fire", case_id, "submit", "--as", "10593XW01", "--data", str(data), "--json").stdout)
+    assert fired["to_state"] == "filed"
+    bad = cli("case", "fire", case_id, "acknowledge", "--as", "prov45", "--data", "{not json", ok=False)
+    assert "--data" in bad.stderr and "JSON" in bad.stderr
+
+
+def test_demo_walk_board_and_audit(cli):
+    walked = cli("demo")
+    assert "案件看板" in walked.stdout and "被拒绝" in walked.stdout
+    cases = json.loads(cli("case", "list", "--json").stdout)
+    assert len(cases) >= 7 and {c["type"] for c in cases} >= {"supplement", "amendment", "errata", "revocation",
+                                                              "photo", "authentication"}  # fmt: skip
+    assert json.loads(cli("audit", "verify", "--json").stdout)["ok"] is True
+    filtered = json.loads(cli("case", "list", "--type", "authentication", "--state", "verification", "--json").stdout)
+    assert [c["org"] for c in filtered] == ["10635"]
+    assert "所有演示案件均已办结" in cli("demo").stdout or "案件看板" in cli("demo").stdout
+
+
+def test_org_and_user_commands_validate(cli):
+    bad = cli("org", "add", "99", "不存在的省", "--kind", "province", ok=False)
+    assert "GB/T 2260" in bad.stderr
+    cli("org", "add", "10002", "中国人民大学", "--kind", "unit", "--parent", "11")
+    bad = cli("user", "add", "10002XW01", "王五", "--role", "reviewer", "--org", "10002", ok=False)
+    assert "role" in bad.stderr
+    cli("user", "add", "10002XW01", "王五", "--role", "collector", "--org", "10002")
+    users = json.loads(cli("user", "list", "--org", "10002", "--json").stdout)
+    assert [u["username"] for u in users] == ["10002XW01"]
+    orgs = json.loads(cli("org", "list", "--json").stdout)
+    assert {"code": "10002", "parent": "11"}.items() <= next(o for o in orgs if o["code"] == "10002").items()
+
+
+def test_definitions_check_and_uninitialised_database(cli, tmp_path):
+    assert "通过" in cli("definitions", "check").stdout
+    missing = subprocess.run([EXE, "--db", f"sqlite:///{tmp_path}/empty.db", "case", "list"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode != 0 and "degreeflow init" in missing.stderr
+
+
+def test_global_now_sets_the_clock(cli):
+    opened = cli("--now", "2026-12-31T10:00", "case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
+    case_id = str(json.loads(opened.stdout)["case_id"])
+    shown = json.loads(cli("case", "show", case_id, "--json").stdout)
+    assert shown["opened_at"].startswith("2026-12-31T10:00")

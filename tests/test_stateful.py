@@ -1,0 +1,128 @@
+"""Hypothesis stateful test: random triggers by random users.
+
+Invariants after every attempt: an accepted step left exactly the events it reported (one, or more with
+automatic follow-ups) and moved the version by one; a refused step changed nothing; the hash chain verifies;
+every case is in a state of its definition.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from cases import authentication
+from cases.registry import DEFINITIONS
+from cases.service import DegreeFlow
+from db import FixedClock, drop_schema, make_engine
+from degreeflow import demo
+from tests.conftest import START, _pg_url_or_skip
+from tests.helpers import OPEN_DATA, OPENER, STEP_DATA, UNIT, snapshot, users_for
+from workflow import WorkflowError
+
+ALL_USERS = [username for username, *_ in demo.USERS]
+ALL_TRIGGERS = sorted({s.trigger for d in DEFINITIONS.values() for s in d.steps if not s.automatic}) + ["bogus"]
+CASE_TYPES = sorted(DEFINITIONS)
+STATS = {"accepted": 0, "refused": 0}
+
+
+class CaseMachine(RuleBasedStateMachine):
+    db_url: str = ""
+
+    @initialize()
+    def setup(self) -> None:
+        engine = make_engine(self.db_url)
+        drop_schema(engine)
+        self.flow = DegreeFlow(engine, FixedClock(START))
+        self.flow.init_schema()
+        demo.seed(self.flow, cases=False)
+        self.cases: list[int] = []
+
+    def teardown(self) -> None:
+        if hasattr(self, "flow"):
+            self.flow.db.dispose()
+
+    @rule(case_type=st.sampled_from(CASE_TYPES), opener=st.sampled_from(["<right>"] * 3) | st.sampled_from(ALL_USERS))
+    def open(self, case_type: str, opener: str) -> None:
+        user = OPENER[case_type] if opener == "<right>" else opener
+        try:
+            result = self.flow.open_case(case_type, UNIT[case_type], user, OPEN_DATA[case_type])
+        except WorkflowError:
+            return
+        self.cases.append(result.case_id)
+        shown = self.flow.show(result.case_id)
+        assert shown["state"] == DEFINITIONS[case_type].initial and len(shown["history"]) == 1
+
+    @precondition(lambda self: bool(self.cases))
+    @rule(data=st.data(), with_payload=st.sampled_from([True, True, True, False]), note=st.sampled_from(["", "理由充分"]))
+    def fire(self, data, with_payload: bool, note: str) -> None:  # type: ignore[no-untyped-def]
+        case_id = data.draw(st.sampled_from(self.cases))
+        before = snapshot(self.flow, case_id)
+        current = self.flow.show(case_id)
+        case_type, before_version = current["type"], current["version"]
+        defn = DEFINITIONS[case_type]
+        # Mostly plausible (a trigger of this state, a user of this case's chain), sometimes anything at all.
+        here = [s.trigger for s in defn.manual_steps_from(current["state"])] or ALL_TRIGGERS
+        trigger = data.draw(st.sampled_from(here) | st.sampled_from(here) | st.sampled_from(ALL_TRIGGERS))
+        chain = sorted(users_for(UNIT[case_type]).values())
+        user = data.draw(st.sampled_from(chain) | st.sampled_from(chain) | st.sampled_from(ALL_USERS))
+        payload = STEP_DATA.get((case_type, trigger), {}) if with_payload else {}
+        try:
+            result = self.flow.fire(case_id, trigger, user, note, payload)
+        except WorkflowError:
+            assert snapshot(self.flow, case_id) == before, "a refused step changed the case"
+            STATS["refused"] += 1
+            return
+        STATS["accepted"] += 1
+        after = snapshot(self.flow, case_id)
+        new_events = after[1][len(before[1]) :]
+        assert after[1][: len(before[1])] == before[1], "history was rewritten"
+        assert len(new_events) == len(result.events) >= 1
+        shown = self.flow.show(case_id)
+        assert shown["version"] == result.version == before_version + 1
+        assert shown["state"] == result.to_state == shown["history"][-1]["to"]
+        assert shown["history"][-len(result.events)]["trigger"] == trigger
+
+    @invariant()
+    def chain_verifies(self) -> None:
+        if hasattr(self, "flow"):
+            report = self.flow.verify_audit()
+            assert report.ok, report.problems
+
+    @invariant()
+    def states_are_known(self) -> None:
+        if hasattr(self, "flow"):
+            for case in self.flow.list_cases():
+                assert case["state"] in DEFINITIONS[case["type"]].states
+
+
+def _run(db_url: str, examples: int) -> None:
+    CaseMachine.db_url = db_url
+    runner = CaseMachine.TestCase
+    runner.settings = settings(
+        max_examples=examples,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    previous = authentication.set_comparator(lambda conn, request: request.get("applicant_name") == "孙小明")
+    STATS.update(accepted=0, refused=0)
+    try:
+        runner("runTest").runTest()
+    finally:
+        authentication.set_comparator(previous)
+    # Not vacuous: the run accepted and refused a fair share of steps, so both invariants were exercised.
+    assert STATS["accepted"] >= examples and STATS["refused"] >= examples, STATS
+
+
+EXAMPLES = int(os.environ.get("DEGREEFLOW_STATEFUL_EXAMPLES", "25"))
+
+
+def test_random_triggers_sqlite(tmp_path):
+    _run(f"sqlite:///{tmp_path}/stateful.db", EXAMPLES)
+
+
+def test_random_triggers_postgresql():
+    _run(_pg_url_or_skip(), max(EXAMPLES // 2, 5))
