@@ -22,6 +22,7 @@ run: install
 
 ## make test: install and run the whole suite (SQLite and PostgreSQL)
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: install

@@ -13,7 +13,16 @@ from sqlalchemy import Engine, func, insert, select
 
 from cases import registry
 from cases.policy import scope
-from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, PROVINCE_CODES, ROLE_LABELS, ROLES_BY_KIND, UNIT
+from cases.vocabulary import (
+    CENTER,
+    LEVELS,
+    NATIONAL,
+    PROVINCE,
+    PROVINCE_CODES,
+    ROLE_LABELS,
+    ROLES_BY_KIND,
+    UNIT,
+)
 from db import Case, CaseEvent, Clock, Deadline, Organisation, SystemClock, User, create_schema, transaction
 from db.clock import SHANGHAI, to_utc
 from scheduler import WeekendCalendar

@@ -139,6 +139,10 @@ class ProcessDefinition:
         return frozenset(step.trigger for step in self.steps if not step.automatic)
 
     @cached_property
+    def has_deadlines(self) -> bool:
+        return bool(self.open_deadlines) or any(step.deadlines for step in self.steps)
+
+    @cached_property
     def _by_source_trigger(self) -> dict[tuple[str, str], list[Step]]:
         index: dict[tuple[str, str], list[Step]] = {}
         for step in self.steps:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from db.clock import Clock, SystemClock
 from db.engine import transaction
 from db.models import Case, CaseEvent, Organisation, User
+from db.precompiled import Precompiled
 from workflow import timers
 from workflow.audit import GENESIS, event_hash
 from workflow.definition import OPEN_TRIGGER, Actor, BoundCase, CaseView, FireContext, ProcessDefinition, Step
@@ -97,8 +98,70 @@ _ACTOR_QUERY = select(
 ).join_from(USERS, ORGS, USERS.c.org_id == ORGS.c.id)
 
 
+# The hot statements are built once: building them per call costs more than SQLite's own work.
+_CASE_BY_ID = _CASE_QUERY.where(CASES.c.id == bindparam("case_id"))
+_ACTOR_BY_ID = _ACTOR_QUERY.where(USERS.c.id == bindparam("who"))
+_ACTOR_BY_USERNAME = _ACTOR_QUERY.where(USERS.c.username == bindparam("who"))
+_CASE_SET = ("state", "payload", "version", "updated_at", "closed_at", "last_seq", "head_hash")
+_EVENT_COLUMNS = ("case_id", "seq", "at", "actor_id", "actor_name", "trigger", "from_state", "to_state", "note",
+                  "payload", "prev_hash", "hash")  # fmt: skip
+# The version guard makes this the optimistic lock: a stale writer matches no row.
+_UPDATE_CASE = Precompiled(
+    update(CASES)
+    .where(CASES.c.id == bindparam("where_id"), CASES.c.version == bindparam("where_version"))
+    .values({name: bindparam(f"v_{name}", type_=CASES.c[name].type) for name in _CASE_SET})
+)
+_INSERT_EVENT = Precompiled(
+    insert(EVENTS)
+    .values({name: bindparam(f"v_{name}", type_=EVENTS.c[name].type) for name in _EVENT_COLUMNS})
+    .returning(EVENTS.c.id),
+    returning=(EVENTS.c.id,),
+)
+_INSERT_CASE = insert(CASES)
+# The case and the person in one round trip (the hot path of `fire`).
+_ACTOR_ORGS = ORGS.alias("actor_org")
+_ACTOR_COLUMNS = [
+    USERS.c.id.label("a_id"),
+    USERS.c.username.label("a_username"),
+    USERS.c.name.label("a_name"),
+    USERS.c.role.label("a_role"),
+    USERS.c.active.label("a_active"),
+    USERS.c.org_id.label("a_org_id"),
+    _ACTOR_ORGS.c.code.label("a_org_code"),
+    _ACTOR_ORGS.c.name.label("a_org_name"),
+    _ACTOR_ORGS.c.kind.label("a_org_kind"),
+    _ACTOR_ORGS.c.parent_id.label("a_org_parent_id"),
+]
+_CASE_AND_ACTOR = Precompiled(
+    select(*_CASE_COLUMNS, *_ACTOR_COLUMNS)
+    .join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
+    .join(USERS, USERS.c.username == bindparam("who"))
+    .join(_ACTOR_ORGS, USERS.c.org_id == _ACTOR_ORGS.c.id)
+    .where(CASES.c.id == bindparam("case_id"))
+)
+_CASE_FIELDS = len(_CASE_COLUMNS)
+
+
+def load_case_and_actor(conn: Connection, case_id: int, who: str | int | Actor) -> tuple[CaseView, Actor]:
+    if isinstance(who, str):
+        values = _CASE_AND_ACTOR.first(conn, {"case_id": case_id, "who": who})
+        if values is not None:
+            case = CaseView(*values[:_CASE_FIELDS])
+            case.payload = dict(case.payload or {})
+            return case, Actor(*values[_CASE_FIELDS:])
+    # Cold path (or a missing case or user): separate queries say which one is missing.
+    return load_case(conn, case_id), load_actor(conn, who)
+_INSERT_CASE = insert(CASES)
+
+
+def _insert_event(conn: Connection, event: Mapping[str, Any]) -> int:
+    row = _INSERT_EVENT.first(conn, {f"v_{name}": value for name, value in event.items()})
+    assert row is not None
+    return int(row[0])
+
+
 def load_case(conn: Connection, case_id: int) -> CaseView:
-    row = conn.execute(_CASE_QUERY.where(CASES.c.id == case_id)).first()
+    row = conn.execute(_CASE_BY_ID, {"case_id": case_id}).first()
     if row is None:
         raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
     data = row._asdict()
@@ -109,8 +172,8 @@ def load_case(conn: Connection, case_id: int) -> CaseView:
 def load_actor(conn: Connection, who: str | int | Actor) -> Actor:
     if isinstance(who, Actor):
         return who
-    column = USERS.c.id if isinstance(who, int) else USERS.c.username
-    row = conn.execute(_ACTOR_QUERY.where(column == who)).first()
+    query = _ACTOR_BY_ID if isinstance(who, int) else _ACTOR_BY_USERNAME
+    row = conn.execute(query, {"who": who}).first()
     if row is None:
         raise NotFound(f"用户 {who} 不存在", rule="user_exists", field="as")
     return Actor(**row._asdict())
@@ -236,7 +299,8 @@ class WorkflowEngine:
                 guard(ctx)
             rule_set = defn.choose_rule_set(data)
             case_id = conn.execute(
-                insert(CASES).values(
+                _INSERT_CASE,
+                dict(
                     type=case_type,
                     state=defn.initial,
                     rule_set=rule_set,
@@ -249,10 +313,10 @@ class WorkflowEngine:
                     closed_at=None,
                     last_seq=1,
                     head_hash="",
-                )
+                ),
             ).inserted_primary_key[0]
             event = self._event(case_id, 1, now, who, OPEN_TRIGGER, "", defn.initial, note, data, GENESIS)
-            event_id = conn.execute(insert(EVENTS).values(**event)).inserted_primary_key[0]
+            event_id = _insert_event(conn, event)
             conn.execute(update(CASES).where(CASES.c.id == case_id).values(head_hash=event["hash"]))
             timers.apply_effects(
                 conn,
@@ -280,8 +344,7 @@ class WorkflowEngine:
         now = self.clock.now()
         today = self.clock.today()
         with transaction(self.db) as conn:
-            case = load_case(conn, case_id)
-            who = load_actor(conn, actor)
+            case, who = load_case_and_actor(conn, case_id, actor)
             if expected_version is not None and case.version != expected_version:
                 raise Conflict(
                     f"案件 #{case_id} 已被他人修改（版本 {expected_version} → {case.version}），请刷新后重试",
@@ -340,23 +403,24 @@ class WorkflowEngine:
                 event = self._event(case.id, seq, now, who, step.trigger, source, step.dest, step_note, data, prev_hash)
                 events.append(event)
                 prev_hash = event["hash"]
-            result = conn.execute(
-                update(CASES)
-                .where(CASES.c.id == case.id, CASES.c.version == case.version)
-                .values(
-                    state=state,
-                    payload=merged,
-                    version=new_version,
-                    updated_at=now,
-                    closed_at=closed_at,
-                    last_seq=seq,
-                    head_hash=prev_hash,
-                )
+            updated = _UPDATE_CASE.execute(
+                conn,
+                {
+                    "where_id": case.id,
+                    "where_version": case.version,
+                    "v_state": state,
+                    "v_payload": merged,
+                    "v_version": new_version,
+                    "v_updated_at": now,
+                    "v_closed_at": closed_at,
+                    "v_last_seq": seq,
+                    "v_head_hash": prev_hash,
+                },
             )
-            if result.rowcount != 1:
+            if updated != 1:
                 raise Conflict(f"案件 #{case_id} 已被他人修改，请刷新后重试", rule="stale_version")
             for (step, _source, _note, _data), event in zip(steps, events, strict=True):
-                event_id = conn.execute(insert(EVENTS).values(**event)).inserted_primary_key[0]
+                event_id = _insert_event(conn, event)
                 if step.deadlines:
                     timers.apply_effects(
                         conn,
@@ -369,7 +433,7 @@ class WorkflowEngine:
                         now=now,
                         today=today,
                     )
-            if closed_at is not None:
+            if closed_at is not None and defn.has_deadlines:
                 timers.close_all(conn, case_id=case.id, now=now, event_id=event_id)
         return FireResult(case.id, case.state, state, new_version, events)
 
