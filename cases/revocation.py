@@ -32,7 +32,9 @@ def _cert_no(ctx: FireContext) -> None:
 
 DECISION_DATE = FieldRule("decision_date", "撤销决定日期", kind="date")
 REPORT_DUE = (
-    DeadlineEffect("start", "report", 10, working=True, anchor="decision_date", rule_sets=("2013",), label="报告撤销"),
+    DeadlineEffect(
+        "start", "report", 10, working=True, anchor="decision_date", rule_sets=("2013",), label="报告撤销"
+    ),
     DeadlineEffect("start", "report", 10, anchor="decision_date", rule_sets=("2020",), label="报告撤销"),
     DeadlineEffect("start", "report", 7, anchor="decision_date", rule_sets=("2024",), label="撤销备案"),
 )

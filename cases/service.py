@@ -74,7 +74,9 @@ class DegreeFlow:
         code, name = code.strip(), name.strip()
         if kind not in LEVELS:
             raise InvalidPayload(
-                f"字段 kind（组织类型）：取值须为 {'、'.join(LEVELS)} 之一，收到“{kind}”", field="kind", rule="choice"
+                f"字段 kind（组织类型）：取值须为 {'、'.join(LEVELS)} 之一，收到“{kind}”",
+                field="kind",
+                rule="choice",
             )
         if not name:
             raise InvalidPayload("字段 name（名称）：必须填写", field="name", rule="required_field")
@@ -86,7 +88,9 @@ class DegreeFlow:
             )
         if kind == UNIT and not re.fullmatch(r"\d{5}", code):
             raise InvalidPayload(
-                f"字段 code（代码）：学位授予单位代码须为5位数字，收到“{code}”", field="code", rule="unit_code"
+                f"字段 code（代码）：学位授予单位代码须为5位数字，收到“{code}”",
+                field="code",
+                rule="unit_code",
             )
         if kind in (NATIONAL, CENTER) and not _NATIONAL_CODE.match(code):
             raise InvalidPayload(
@@ -96,7 +100,9 @@ class DegreeFlow:
             )
         with transaction(self.db) as conn:
             if conn.execute(select(ORGS.c.id).where(ORGS.c.code == code)).first():
-                raise InvalidPayload(f"字段 code（代码）：组织 {code} 已存在", field="code", rule="unique_code")
+                raise InvalidPayload(
+                    f"字段 code（代码）：组织 {code} 已存在", field="code", rule="unique_code"
+                )
             parent_id = None
             if kind == UNIT:
                 if not parent:
@@ -115,10 +121,14 @@ class DegreeFlow:
                 parent_id = row.id
             elif parent:
                 raise InvalidPayload(
-                    "字段 parent（上级）：只有学位授予单位有上级组织", field="parent", rule="parent_only_for_units"
+                    "字段 parent（上级）：只有学位授予单位有上级组织",
+                    field="parent",
+                    rule="parent_only_for_units",
                 )
             org_id = conn.execute(
-                insert(ORGS).values(code=code, name=name, kind=kind, parent_id=parent_id, created_at=self.clock.now())
+                insert(ORGS).values(
+                    code=code, name=name, kind=kind, parent_id=parent_id, created_at=self.clock.now()
+                )
             ).inserted_primary_key[0]
         return {"id": org_id, "code": code, "name": name, "kind": kind, "parent": parent}
 
@@ -155,17 +165,31 @@ class DegreeFlow:
                     rule="role_for_kind",
                 )
             if conn.execute(select(USERS.c.id).where(USERS.c.username == username)).first():
-                raise InvalidPayload(f"字段 username（用户名）：{username} 已存在", field="username", rule="unique")
+                raise InvalidPayload(
+                    f"字段 username（用户名）：{username} 已存在", field="username", rule="unique"
+                )
             user_id = conn.execute(
                 insert(USERS).values(
-                    username=username, name=name, role=role, org_id=row.id, active=True, created_at=self.clock.now()
+                    username=username,
+                    name=name,
+                    role=role,
+                    org_id=row.id,
+                    active=True,
+                    created_at=self.clock.now(),
                 )
             ).inserted_primary_key[0]
         return {"id": user_id, "username": username, "name": name, "role": role, "org": org}
 
     def list_users(self, org: str | None = None) -> list[dict[str, Any]]:
         query = (
-            select(USERS.c.id, USERS.c.username, USERS.c.name, USERS.c.role, ORGS.c.code.label("org"), USERS.c.active)
+            select(
+                USERS.c.id,
+                USERS.c.username,
+                USERS.c.name,
+                USERS.c.role,
+                ORGS.c.code.label("org"),
+                USERS.c.active,
+            )
             .join(ORGS, USERS.c.org_id == ORGS.c.id)
             .order_by(ORGS.c.code, USERS.c.username)
         )
@@ -218,7 +242,9 @@ class DegreeFlow:
                     "payload": e.payload,
                     "hash": e.hash,
                 }
-                for e in conn.execute(select(EVENTS).where(EVENTS.c.case_id == case_id).order_by(EVENTS.c.seq))
+                for e in conn.execute(
+                    select(EVENTS).where(EVENTS.c.case_id == case_id).order_by(EVENTS.c.seq)
+                )
             ]
             deadlines = [self._deadline_dict(d) for d in conn.execute(
                 select(DEADLINES).where(DEADLINES.c.case_id == case_id).order_by(DEADLINES.c.id)

@@ -45,9 +45,12 @@ class Precompiled:
             return found
         compiled = self.statement.compile(dialect=dialect)
         binds = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
         }
-        columns = list(self.statement.selected_columns) if isinstance(self.statement, Select) else self.returning
+        columns = (
+            list(self.statement.selected_columns) if isinstance(self.statement, Select) else self.returning
+        )
         results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         keys = tuple(c.key for c in columns)
         found = _Compiled(

@@ -83,7 +83,9 @@ def edge(func: F) -> F:
             if OPTIONS.json:
                 out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
             else:
-                err.print(f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}")
+                err.print(
+                    f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}"
+                )
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -93,11 +95,17 @@ def edge(func: F) -> F:
 def _global(
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar="DEGREEFLOW_DATABASE_URL", help="数据库 URL（默认 sqlite:///var/degreeflow.db）。"),
+        typer.Option(
+            "--db", envvar="DEGREEFLOW_DATABASE_URL", help="数据库 URL（默认 sqlite:///var/degreeflow.db）。"
+        ),
     ] = None,
     now: Annotated[
         str | None,
-        typer.Option("--now", envvar="DEGREEFLOW_NOW", help="设定当前时间（ISO 8601，如 2026-11-21T09:00），用于时限演练。"),
+        typer.Option(
+            "--now",
+            envvar="DEGREEFLOW_NOW",
+            help="设定当前时间（ISO 8601，如 2026-11-21T09:00），用于时限演练。",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="所有命令输出 JSON。")] = False,
 ) -> None:
@@ -108,7 +116,9 @@ def _global(
         try:
             OPTIONS.now = datetime.fromisoformat(now)
         except ValueError:
-            raise typer.BadParameter(f"--now：时间格式应为 ISO 8601（如 2026-11-21T09:00），收到“{now}”") from None
+            raise typer.BadParameter(
+                f"--now：时间格式应为 ISO 8601（如 2026-11-21T09:00），收到“{now}”"
+            ) from None
 
 
 def flow(*, need_schema: bool = True) -> DegreeFlow:
@@ -137,25 +147,33 @@ def read_payload(data: str | None, fields: list[str] | None) -> dict[str, Any]:
         if not data.lstrip().startswith(("{", "[")):
             path = Path(data)
             if not path.is_file():
-                raise InvalidPayload(f"参数 --data：既不是 JSON 文本也不是存在的文件：{data}", field="data", rule="json")
+                raise InvalidPayload(
+                    f"参数 --data：既不是 JSON 文本也不是存在的文件：{data}", field="data", rule="json"
+                )
             text = path.read_text(encoding="utf-8")
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as error:
-            raise InvalidPayload(f"参数 --data：不是合法的 JSON（{error}）", field="data", rule="json") from None
+            raise InvalidPayload(
+                f"参数 --data：不是合法的 JSON（{error}）", field="data", rule="json"
+            ) from None
         if not isinstance(loaded, dict):
             raise InvalidPayload("参数 --data：应为 JSON 对象 {...}", field="data", rule="json")
         payload.update(loaded)
     for item in fields or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidPayload(f"参数 --field：应为 KEY=VALUE，收到“{item}”", field="field", rule="key_value")
+            raise InvalidPayload(
+                f"参数 --field：应为 KEY=VALUE，收到“{item}”", field="field", rule="key_value"
+            )
         parsed: Any = value
         if value.lstrip().startswith(("[", "{")):
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError as error:
-                raise InvalidPayload(f"参数 --field {key}：不是合法的 JSON（{error}）", field=key, rule="json") from None
+                raise InvalidPayload(
+                    f"参数 --field {key}：不是合法的 JSON（{error}）", field=key, rule="json"
+                ) from None
         payload[key.strip()] = parsed
     return payload
 
@@ -198,7 +216,9 @@ def demo(as_json: JsonOpt = False) -> None:
     def show(line: demo_data.WalkLine) -> None:
         if not OPTIONS.json:
             mark = "[green]✓[/]" if line.ok else "[red]✗ 被拒绝[/]"
-            out.print(f"{mark} 案件 #{line.case_id} {line.case_type:<14} {line.trigger:<12} {line.user:<10} {line.message}")
+            out.print(
+                f"{mark} 案件 #{line.case_id} {line.case_type:<14} {line.trigger:<12} {line.user:<10} {line.message}"
+            )
 
     lines = demo_data.walk(service, show)
     cases = service.list_cases()
@@ -226,7 +246,9 @@ def _board(cases: list[dict[str, Any]]) -> None:
 @org_app.command("add")
 @edge
 def org_add(
-    code: Annotated[str, typer.Argument(help="代码：省级为2位 GB/T 2260 代码，单位为5位代码，国家级如 XWB。")],
+    code: Annotated[
+        str, typer.Argument(help="代码：省级为2位 GB/T 2260 代码，单位为5位代码，国家级如 XWB。")
+    ],
     name: Annotated[str, typer.Argument(help="名称。")],
     kind: Annotated[str, typer.Option("--kind", help="national | center | province | unit")] = "unit",
     parent: Annotated[str | None, typer.Option("--parent", help="学位授予单位所属省级代码。")] = None,
@@ -251,13 +273,21 @@ def org_list(as_json: JsonOpt = False) -> None:
 def user_add(
     username: Annotated[str, typer.Argument(help="用户名，如 10635XW01。")],
     name: Annotated[str, typer.Argument(help="姓名。")],
-    role: Annotated[str, typer.Option("--role", help="单位：collector|verifier|lead|admin；省级：reviewer|admin；国家级：officer|admin")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="单位：collector|verifier|lead|admin；省级：reviewer|admin；国家级：officer|admin"
+        ),
+    ],
     org: Annotated[str, typer.Option("--org", help="所属组织代码。")],
     as_json: JsonOpt = False,
 ) -> None:
     """登记一个用户。"""
     created = flow().add_user(username, name, role, org)
-    emit(created, lambda: out.print(f"已登记用户 {created['username']} {created['name']}（{created['role']}，{org}）"))
+    emit(
+        created,
+        lambda: out.print(f"已登记用户 {created['username']} {created['name']}（{created['role']}，{org}）"),
+    )
 
 
 @user_app.command("list")
@@ -276,7 +306,10 @@ def user_list(
 @case_app.command("open")
 @edge
 def case_open(
-    case_type: Annotated[str, typer.Argument(metavar="TYPE", help="supplement|amendment|errata|revocation|photo|authentication")],
+    case_type: Annotated[
+        str,
+        typer.Argument(metavar="TYPE", help="supplement|amendment|errata|revocation|photo|authentication"),
+    ],
     org: Annotated[str, typer.Option("--org", help="案件所属学位授予单位代码。")],
     as_user: AsOpt,
     data: DataOpt = None,
@@ -286,7 +319,10 @@ def case_open(
 ) -> None:
     """新建案件。"""
     result = flow().open_case(case_type, org, as_user, read_payload(data, field), note)
-    emit(vars(result), lambda: out.print(f"已新建案件 #{result.case_id}（{case_type}），状态：{result.to_state}"))
+    emit(
+        vars(result),
+        lambda: out.print(f"已新建案件 #{result.case_id}（{case_type}），状态：{result.to_state}"),
+    )
 
 
 @case_app.command("fire")
@@ -308,7 +344,9 @@ def case_fire(
 
     def render() -> None:
         for event in result.events:
-            out.print(f"案件 #{result.case_id}：{event['trigger']}  {event['from_state']} → {event['to_state']}")
+            out.print(
+                f"案件 #{result.case_id}：{event['trigger']}  {event['from_state']} → {event['to_state']}"
+            )
         out.print(f"当前状态：{result.to_state}（版本 {result.version}）")
 
     emit(vars(result), render)
@@ -325,8 +363,12 @@ def case_show(
     case = flow().show(case_id, as_user)
 
     def render() -> None:
-        out.print(f"[bold]案件 #{case['id']}[/] {case['type_label']}（{case['type']}） {case['org']} {case['org_name']}")
-        out.print(f"状态：{case['state_label']}（{case['state']}）  规则：{case['rule_set']}  版本：{case['version']}")
+        out.print(
+            f"[bold]案件 #{case['id']}[/] {case['type_label']}（{case['type']}） {case['org']} {case['org_name']}"
+        )
+        out.print(
+            f"状态：{case['state_label']}（{case['state']}）  规则：{case['rule_set']}  版本：{case['version']}"
+        )
         if case["allowed"] is not None:
             options = "、".join(f"{a['trigger']}（{a['label']}）" for a in case["allowed"]) or "无"
             out.print(f"{as_user} 可执行：{options}")
@@ -403,7 +445,9 @@ def definitions_show(
 
     chosen = [DEFINITIONS[case_type]] if case_type in DEFINITIONS else list(DEFINITIONS.values())
     if case_type and case_type not in DEFINITIONS:
-        raise WorkflowError(f"案件类型 {case_type} 不存在（可用：{'、'.join(DEFINITIONS)}）", rule="case_type_exists")
+        raise WorkflowError(
+            f"案件类型 {case_type} 不存在（可用：{'、'.join(DEFINITIONS)}）", rule="case_type_exists"
+        )
     data = [
         {"type": d.name, "label": d.label, "initial": d.initial, "terminal": sorted(d.terminal),
          "steps": [{"trigger": s.trigger, "from": s.source, "to": s.dest, "actors": list(s.actors),

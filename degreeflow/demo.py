@@ -63,7 +63,12 @@ def _demo_cases(today: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
             "revocation",
             "10635",
             "collector",
-            {"cert_no": "1063542021000321", "name": "钱某某", "conferral_date": "2021-06-25", "decision_date": decided},
+            {
+                "cert_no": "1063542021000321",
+                "name": "钱某某",
+                "conferral_date": "2021-06-25",
+                "decision_date": decided,
+            },
         ),
         ("photo", "10593", "collector", {}),
         ("authentication", "10611", "center", {"applicant_name": "孙小明", "cert_no": "1061142020000555"}),
@@ -91,9 +96,16 @@ class Move:
 _RECORDS = {
     "10593": [
         {"name": "覃秋月", "cert_no": "1059342023001101", "degree_type": "工学学士", "major": "土木工程"},
-        {"name": "莫文杰", "cert_no": "1059342023001102", "degree_type": "理学学士", "major": "数学与应用数学"},
+        {
+            "name": "莫文杰",
+            "cert_no": "1059342023001102",
+            "degree_type": "理学学士",
+            "major": "数学与应用数学",
+        },
     ],
-    "10611": [{"name": "邓家豪", "cert_no": "1061142024000210", "degree_type": "工学硕士", "major": "机械工程"}],
+    "10611": [
+        {"name": "邓家豪", "cert_no": "1061142024000210", "degree_type": "工学硕士", "major": "机械工程"}
+    ],
 }
 
 # (type, state, how many times the case was in that state before) -> the next move.
@@ -201,7 +213,9 @@ def walk(flow: DegreeFlow, on_line: Callable[[WalkLine], None] | None = None) ->
                 line = WalkLine(case["id"], current["type"], user, move.trigger, True,
                                 f"{state} → {result.to_state}")  # fmt: skip
             except WorkflowError as error:
-                line = WalkLine(case["id"], current["type"], user, move.trigger, False, f"[{error.code}] {error.message}")
+                line = WalkLine(
+                    case["id"], current["type"], user, move.trigger, False, f"[{error.code}] {error.message}"
+                )
             lines.append(line)
             if on_line:
                 on_line(line)

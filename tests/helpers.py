@@ -16,9 +16,17 @@ SUPPLEMENT_ROWS = [
 PHOTO = {
     "academic_year": "2025-2026",
     "category": "普通高校本科毕业生学士",
-    "people": [{"name": "韦小宝", "major": "汉语言文学", "cert_no": "1059342025000031", "serial_no": "A0031"}],
+    "people": [
+        {"name": "韦小宝", "major": "汉语言文学", "cert_no": "1059342025000031", "serial_no": "A0031"}
+    ],
 }
-NAME_CHANGE = {"field": "name", "old_value": "刘洋", "new_value": "刘阳", "reason": "错字", "proofs": ["身份证复印件"]}
+NAME_CHANGE = {
+    "field": "name",
+    "old_value": "刘洋",
+    "new_value": "刘阳",
+    "reason": "错字",
+    "proofs": ["身份证复印件"],
+}
 MAJOR_CHANGE = {"field": "major", "old_value": "计算机", "new_value": "计算机科学与技术", "reason": "不全",
                 "proofs": ["学位证书复印件"]}  # fmt: skip
 
@@ -48,7 +56,11 @@ OPEN_DATA: dict[str, dict[str, Any]] = {
 OPENER = {t: f"{UNIT[t]}XW01" for t in UNIT} | {"authentication": "xwzx01"}
 
 STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
-    ("supplement", "submit"): {"omission_reason": "漏报", "resolution_no": "学位〔2023〕15号", "records": SUPPLEMENT_ROWS},
+    ("supplement", "submit"): {
+        "omission_reason": "漏报",
+        "resolution_no": "学位〔2023〕15号",
+        "records": SUPPLEMENT_ROWS,
+    },
     ("supplement", "submit_data"): {"data": SUPPLEMENT_ROWS},
     ("supplement", "reject"): {"reason": "材料不全"},
     ("supplement", "return"): {"reason": "数据有误"},

@@ -29,7 +29,10 @@ def test_chain_verifies(flow):
 
 def test_events_cannot_be_updated_or_deleted(flow):
     case_id = _walk_photo(flow)
-    for statement in ("UPDATE case_events SET note = 'x' WHERE case_id = :id", "DELETE FROM case_events WHERE case_id = :id"):
+    for statement in (
+        "UPDATE case_events SET note = 'x' WHERE case_id = :id",
+        "DELETE FROM case_events WHERE case_id = :id",
+    ):
         with pytest.raises(DatabaseError, match="append-only"), transaction(flow.db) as conn:
             conn.execute(text(statement), {"id": case_id})
     assert flow.verify_audit().ok
@@ -48,7 +51,10 @@ def test_tampering_is_detected(flow):
     other = _walk_photo(flow)
     with transaction(flow.db) as conn:
         _drop_guard(conn, flow.db.dialect.name)  # someone with database access bypasses the guard
-        conn.execute(text("UPDATE case_events SET actor_name = '他人' WHERE case_id = :id AND seq = 2"), {"id": case_id})
+        conn.execute(
+            text("UPDATE case_events SET actor_name = '他人' WHERE case_id = :id AND seq = 2"),
+            {"id": case_id},
+        )
     report = flow.verify_audit()
     assert not report.ok
     assert {(p.case_id, p.seq) for p in report.problems} == {(case_id, 2)}

@@ -109,7 +109,11 @@ def test_errata_key_field_goes_to_the_province_with_five_working_days(flow):
     assert fire(flow, case_id, "errata", "submit", "collector", **change).to_state == "province_review"
     (deadline,) = flow.show(case_id)["deadlines"]
     # Friday 2026-11-20 + 5 working days (weekends only so far): Friday 2026-11-27, provisional.
-    assert (deadline["name"], deadline["due_date"], deadline["provisional"]) == ("province_decision", "2026-11-27", True)
+    assert (deadline["name"], deadline["due_date"], deadline["provisional"]) == (
+        "province_decision",
+        "2026-11-27",
+        True,
+    )
     assert fire(flow, case_id, "errata", "approve", "province").to_state == "recorded"
     assert flow.show(case_id)["deadlines"][0]["status"] == "met"
 
@@ -122,7 +126,9 @@ def test_errata_key_field_goes_to_the_province_with_five_working_days(flow):
         ("2024-06-30", "2026-11-18", "2024", "2026-11-25", False),  # 7 days
     ],
 )
-def test_revocation_rule_set_chosen_by_dates(flow, clock, conferral, decision, rule_set, due, second_deadline):
+def test_revocation_rule_set_chosen_by_dates(
+    flow, clock, conferral, decision, rule_set, due, second_deadline
+):
     case_id = open_case(flow, "revocation", conferral_date=conferral, decision_date=decision)
     shown = flow.show(case_id)
     assert shown["rule_set"] == rule_set
@@ -153,7 +159,14 @@ def test_supplement_data_must_match_form_1(flow):
     fire(flow, case_id, "supplement", "approve", "province")
     before = snapshot(flow, case_id)
     with pytest.raises(InvalidPayload) as refused:
-        fire(flow, case_id, "supplement", "submit_data", "verifier", data=[{"name": "覃秋月", "cert_no": "1059342023001101"}])
+        fire(
+            flow,
+            case_id,
+            "supplement",
+            "submit_data",
+            "verifier",
+            data=[{"name": "覃秋月", "cert_no": "1059342023001101"}],
+        )
     assert refused.value.rule == "form1_match"
     assert "莫文杰" in refused.value.message
     assert snapshot(flow, case_id) == before
@@ -162,7 +175,14 @@ def test_supplement_data_must_match_form_1(flow):
 def test_supplement_certificate_numbers_belong_to_the_unit(flow):
     case_id = open_case(flow, "supplement")
     with pytest.raises(InvalidPayload) as refused:
-        fire(flow, case_id, "supplement", "submit", "collector", records=[{"name": "甲", "cert_no": "1000142023000001"}])
+        fire(
+            flow,
+            case_id,
+            "supplement",
+            "submit",
+            "collector",
+            records=[{"name": "甲", "cert_no": "1000142023000001"}],
+        )
     assert refused.value.field == "records[0].cert_no"
 
 
@@ -308,7 +328,9 @@ def test_unknown_case_and_user(flow):
 
 def test_only_the_center_opens_authentication(flow):
     with pytest.raises(Forbidden):
-        flow.open_case("authentication", "10611", "10611XW01", {"applicant_name": "甲", "cert_no": "1061142020000555"})
+        flow.open_case(
+            "authentication", "10611", "10611XW01", {"applicant_name": "甲", "cert_no": "1061142020000555"}
+        )
 
 
 def test_unit_may_not_open_cases_for_another_unit(flow):

@@ -16,7 +16,11 @@ EXE = shutil.which("degreeflow", path=str(Path(sys.executable).parent)) or "degr
 
 @pytest.fixture
 def cli(tmp_path):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", "DEGREEFLOW_NOW": "2026-11-20T09:00"}
+    env = {
+        **os.environ,
+        "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "DEGREEFLOW_NOW": "2026-11-20T09:00",
+    }
 
     def run(*args: str, ok: bool | None = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -35,7 +39,16 @@ def test_revocation_open_then_submit_as_a_user_types_it(cli):
                  "-f", "cert_no=1063542021000999", "-f", "name=钱某某", "-f", "conferral_date=20210625",
                  "-f", "decision_date=2026-11-18", "--json")  # fmt: skip
     case_id = json.loads(opened.stdout)["case_id"]
-    fired = cli("case", "fire", str(case_id), "submit", "--as", "10635XW01", "-f", "resolution_no=西南大学学位〔2026〕3号")
+    fired = cli(
+        "case",
+        "fire",
+        str(case_id),
+        "submit",
+        "--as",
+        "10635XW01",
+        "-f",
+        "resolution_no=西南大学学位〔2026〕3号",
+    )
     assert "draft → reported" in fired.stdout
     shown = json.loads(cli("case", "show", str(case_id), "--as", "prov50", "--json").stdout)
     assert shown["state"] == "reported" and shown["rule_set"] == "2020"
@@ -48,7 +61,9 @@ def test_refused_step_prints_why_and_changes_nothing(cli):
     opened = cli("case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
     case_id = str(json.loads(opened.stdout)["case_id"])
     before = cli("case", "show", case_id, "--json").stdout
-    refused = cli("case", "fire", case_id, "submit", "--as", "10593XW01", "-f", "academic_year=2025", ok=False)
+    refused = cli(
+        "case", "fire", case_id, "submit", "--as", "10593XW01", "-f", "academic_year=2025", ok=False
+    )
     assert refused.returncode == 7
     assert "academic_year" in refused.stderr and "学年度" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
@@ -67,7 +82,9 @@ def test_data_from_a_json_file(cli, tmp_path):
                                             "serial_no": "1"}]}, ensure_ascii=False), encoding="utf-8")  # fmt: skip
     opened = cli("case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
     case_id = str(json.loads(opened.stdout)["case_id"])
-    fired = json.loads(cli("case", "fire", case_id, "submit", "--as", "10593XW01", "--data", str(data), "--json").stdout)
+    fired = json.loads(
+        cli("case", "fire", case_id, "submit", "--as", "10593XW01", "--data", str(data), "--json").stdout
+    )
     assert fired["to_state"] == "filed"
     bad = cli("case", "fire", case_id, "acknowledge", "--as", "prov45", "--data", "{not json", ok=False)
     assert "--data" in bad.stderr and "JSON" in bad.stderr
@@ -80,7 +97,9 @@ def test_demo_walk_board_and_audit(cli):
     assert len(cases) >= 7 and {c["type"] for c in cases} >= {"supplement", "amendment", "errata", "revocation",
                                                               "photo", "authentication"}  # fmt: skip
     assert json.loads(cli("audit", "verify", "--json").stdout)["ok"] is True
-    filtered = json.loads(cli("case", "list", "--type", "authentication", "--state", "verification", "--json").stdout)
+    filtered = json.loads(
+        cli("case", "list", "--type", "authentication", "--state", "verification", "--json").stdout
+    )
     assert [c["org"] for c in filtered] == ["10635"]
     assert "所有演示案件均已办结" in cli("demo").stdout or "案件看板" in cli("demo").stdout
 
@@ -106,7 +125,9 @@ def test_definitions_check_and_uninitialised_database(cli, tmp_path):
 
 
 def test_global_now_sets_the_clock(cli):
-    opened = cli("--now", "2026-12-31T10:00", "case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json")
+    opened = cli(
+        "--now", "2026-12-31T10:00", "case", "open", "photo", "--org", "10593", "--as", "10593XW01", "--json"
+    )
     case_id = str(json.loads(opened.stdout)["case_id"])
     shown = json.loads(cli("case", "show", case_id, "--json").stdout)
     assert shown["opened_at"].startswith("2026-12-31T10:00")

@@ -81,7 +81,9 @@ def test_check_finds_dead_ends():
 
 
 def test_check_finds_steps_without_guards():
-    problems = check_definition(_toy(steps=(Step("go", "a", "b", ()), Step("finish", "b", "done", ("province",)))))
+    problems = check_definition(
+        _toy(steps=(Step("go", "a", "b", ()), Step("finish", "b", "done", ("province",))))
+    )
     assert any("has no guard" in p for p in problems)
     auto = Step("auto", "a", "b", ("unit",), automatic=True)
     problems = check_definition(_toy(steps=(auto, Step("finish", "b", "done", ("province",)))))

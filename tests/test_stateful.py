@@ -23,7 +23,9 @@ from tests.helpers import OPEN_DATA, OPENER, STEP_DATA, UNIT, snapshot, users_fo
 from workflow import WorkflowError
 
 ALL_USERS = [username for username, *_ in demo.USERS]
-ALL_TRIGGERS = sorted({s.trigger for d in DEFINITIONS.values() for s in d.steps if not s.automatic}) + ["bogus"]
+ALL_TRIGGERS = sorted({s.trigger for d in DEFINITIONS.values() for s in d.steps if not s.automatic}) + [
+    "bogus"
+]
 CASE_TYPES = sorted(DEFINITIONS)
 STATS = {"accepted": 0, "refused": 0}
 
@@ -44,7 +46,10 @@ class CaseMachine(RuleBasedStateMachine):
         if hasattr(self, "flow"):
             self.flow.db.dispose()
 
-    @rule(case_type=st.sampled_from(CASE_TYPES), opener=st.sampled_from(["<right>"] * 3) | st.sampled_from(ALL_USERS))
+    @rule(
+        case_type=st.sampled_from(CASE_TYPES),
+        opener=st.sampled_from(["<right>"] * 3) | st.sampled_from(ALL_USERS),
+    )
     def open(self, case_type: str, opener: str) -> None:
         user = OPENER[case_type] if opener == "<right>" else opener
         try:
@@ -56,7 +61,11 @@ class CaseMachine(RuleBasedStateMachine):
         assert shown["state"] == DEFINITIONS[case_type].initial and len(shown["history"]) == 1
 
     @precondition(lambda self: bool(self.cases))
-    @rule(data=st.data(), with_payload=st.sampled_from([True, True, True, False]), note=st.sampled_from(["", "理由充分"]))
+    @rule(
+        data=st.data(),
+        with_payload=st.sampled_from([True, True, True, False]),
+        note=st.sampled_from(["", "理由充分"]),
+    )
     def fire(self, data, with_payload: bool, note: str) -> None:  # type: ignore[no-untyped-def]
         case_id = data.draw(st.sampled_from(self.cases))
         before = snapshot(self.flow, case_id)

@@ -38,7 +38,19 @@ def event_hash(
     prev_hash: str,
 ) -> str:
     body = canonical_json(
-        [case_id, seq, utc_iso(at), actor_id, actor_name, trigger, from_state, to_state, note, payload, prev_hash]
+        [
+            case_id,
+            seq,
+            utc_iso(at),
+            actor_id,
+            actor_name,
+            trigger,
+            from_state,
+            to_state,
+            note,
+            payload,
+            prev_hash,
+        ]
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
@@ -76,7 +88,9 @@ def verify_chain(conn: Connection, case_id: int | None = None) -> VerifyReport:
         events += 1
         last_seq, last_hash, _ = heads.get(row.case_id, (0, GENESIS, ""))
         if row.seq != last_seq + 1:
-            problems.append(ChainProblem(row.case_id, row.seq, f"事件序号不连续：应为 {last_seq + 1}，实为 {row.seq}"))
+            problems.append(
+                ChainProblem(row.case_id, row.seq, f"事件序号不连续：应为 {last_seq + 1}，实为 {row.seq}")
+            )
         if row.prev_hash != last_hash:
             problems.append(ChainProblem(row.case_id, row.seq, "前一事件的哈希不符（链条断裂）"))
         recomputed = event_hash(
@@ -105,5 +119,7 @@ def verify_chain(conn: Connection, case_id: int | None = None) -> VerifyReport:
         if (case.last_seq, case.head_hash) != (seq, head):
             problems.append(ChainProblem(case.id, case.last_seq, "案件记录的链头与最后一个事件不符"))
         elif seq and case.state != state:
-            problems.append(ChainProblem(case.id, seq, f"案件状态 {case.state} 与最后一个事件的结果 {state} 不符"))
+            problems.append(
+                ChainProblem(case.id, seq, f"案件状态 {case.state} 与最后一个事件的结果 {state} 不符")
+            )
     return VerifyReport(cases=cases, events=events, problems=problems)

@@ -219,13 +219,17 @@ def check_definition(defn: ProcessDefinition) -> list[str]:
                 problems.append(f"{defn.name}: step {step.trigger} uses unknown state {end!r}")
         if not step.has_guard:
             what = "an automatic step without a condition" if step.automatic else "no actor may fire it"
-            problems.append(f"{defn.name}: step {step.source} -{step.trigger}-> {step.dest} has no guard ({what})")
+            problems.append(
+                f"{defn.name}: step {step.source} -{step.trigger}-> {step.dest} has no guard ({what})"
+            )
         for effect in step.deadlines + defn.open_deadlines:
             if effect.action not in ("start", "stop", "pause", "resume"):
                 problems.append(f"{defn.name}: unknown deadline action {effect.action!r}")
             for rule_set in effect.rule_sets:
                 if rule_set not in defn.rule_sets:
-                    problems.append(f"{defn.name}: deadline {effect.name} names unknown rule set {rule_set!r}")
+                    problems.append(
+                        f"{defn.name}: deadline {effect.name} names unknown rule set {rule_set!r}"
+                    )
     # Reachability from the initial state.
     seen = {defn.initial}
     queue = deque([defn.initial])
@@ -258,7 +262,9 @@ def check_definition(defn: ProcessDefinition) -> list[str]:
                 first.second_person,
                 first.requires,
             ):
-                problems.append(f"{defn.name}: alternatives of {source} -{trigger}-> differ in who may fire them")
+                problems.append(
+                    f"{defn.name}: alternatives of {source} -{trigger}-> differ in who may fire them"
+                )
     try:
         defn.machine  # noqa: B018 - building the machine validates it
     except Exception as exc:  # pragma: no cover - transitions' own validation

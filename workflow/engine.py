@@ -151,6 +151,8 @@ def load_case_and_actor(conn: Connection, case_id: int, who: str | int | Actor) 
             return case, Actor(*values[_CASE_FIELDS:])
     # Cold path (or a missing case or user): separate queries say which one is missing.
     return load_case(conn, case_id), load_actor(conn, who)
+
+
 _INSERT_CASE = insert(CASES)
 
 
@@ -354,7 +356,9 @@ class WorkflowEngine:
             if trigger not in defn.triggers:
                 known = "、".join(sorted(defn.triggers))
                 raise UnknownTrigger(
-                    f"{defn.label}案件没有操作 {trigger}（可用操作：{known}）", rule="known_trigger", field="trigger"
+                    f"{defn.label}案件没有操作 {trigger}（可用操作：{known}）",
+                    rule="known_trigger",
+                    field="trigger",
                 )
             candidates = defn.candidates(case.state, trigger)
             if not candidates:
@@ -373,7 +377,9 @@ class WorkflowEngine:
             step_payload = dict(payload or {})
             merged = {**case.payload, **step_payload}
             checked = FieldSet(first.requires).validate(merged, note, step_payload)
-            step_payload.update({k: v for k, v in checked.items() if k in step_payload or k not in case.payload})
+            step_payload.update(
+                {k: v for k, v in checked.items() if k in step_payload or k not in case.payload}
+            )
             ctx = FireContext(case, who, trigger, merged, step_payload, note, now, today, conn)
             for guard in first.guards:
                 guard(ctx)
@@ -387,7 +393,9 @@ class WorkflowEngine:
             # Automatic follow-up steps (e.g. a matching authentication is reported at once).
             state = bound.state
             for _ in range(len(defn.steps)):
-                follow = next((s for s in defn.automatic_from(state) if s.when is not None and s.when(ctx)), None)
+                follow = next(
+                    (s for s in defn.automatic_from(state) if s.when is not None and s.when(ctx)), None
+                )
                 if follow is None:
                     break
                 auto_note = f"自动：{follow.label}" if follow.label else "自动"
@@ -400,7 +408,9 @@ class WorkflowEngine:
             prev_hash, seq = case.head_hash, case.last_seq
             for step, source, step_note, data in steps:
                 seq += 1
-                event = self._event(case.id, seq, now, who, step.trigger, source, step.dest, step_note, data, prev_hash)
+                event = self._event(
+                    case.id, seq, now, who, step.trigger, source, step.dest, step_note, data, prev_hash
+                )
                 events.append(event)
                 prev_hash = event["hash"]
             updated = _UPDATE_CASE.execute(

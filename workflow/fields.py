@@ -64,18 +64,24 @@ class FieldRule:
             parsed = parse_date(value)
             if parsed is None:
                 raise InvalidPayload(
-                    f"{title}：日期格式应为 YYYY-MM-DD 或 YYYYMMDD，收到“{value}”", field=where, rule="date_format"
+                    f"{title}：日期格式应为 YYYY-MM-DD 或 YYYYMMDD，收到“{value}”",
+                    field=where,
+                    rule="date_format",
                 )
             value = parsed.isoformat()
         elif self.kind == "int":
             try:
                 value = int(value)
             except (TypeError, ValueError):
-                raise InvalidPayload(f"{title}：应为整数，收到“{value}”", field=where, rule="integer") from None
+                raise InvalidPayload(
+                    f"{title}：应为整数，收到“{value}”", field=where, rule="integer"
+                ) from None
         elif self.kind == "choice":
             if value not in self.choices:
                 raise InvalidPayload(
-                    f"{title}：取值须为 {'、'.join(self.choices)} 之一，收到“{value}”", field=where, rule="choice"
+                    f"{title}：取值须为 {'、'.join(self.choices)} 之一，收到“{value}”",
+                    field=where,
+                    rule="choice",
                 )
         elif self.kind == "list":
             if not isinstance(value, list):
@@ -86,7 +92,9 @@ class FieldRule:
                 normalised = []
                 for index, element in enumerate(value):
                     if not isinstance(element, Mapping):
-                        raise InvalidPayload(f"{title}：第 {index + 1} 项应为对象", field=where, rule="list_item")
+                        raise InvalidPayload(
+                            f"{title}：第 {index + 1} 项应为对象", field=where, rule="list_item"
+                        )
                     row = dict(element)
                     for rule in self.items:
                         checked = rule.validate(row, prefix=f"{where}[{index}].")

@@ -31,7 +31,9 @@ class DueCalculator(Protocol):
 
 def end_of_day(day: date) -> datetime:
     """Deadlines end at the end of their day in Asia/Shanghai, stored in UTC."""
-    return to_utc(datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI) - timedelta(microseconds=1))
+    return to_utc(
+        datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI) - timedelta(microseconds=1)
+    )
 
 
 def apply_effects(
@@ -79,7 +81,10 @@ def apply_effects(
                 conn.execute(
                     update(DEADLINES)
                     .where(DEADLINES.c.id == row.id)
-                    .values(status="paused", remaining_days=max(calc.remaining(today, row.due_date, row.working), 0))
+                    .values(
+                        status="paused",
+                        remaining_days=max(calc.remaining(today, row.due_date, row.working), 0),
+                    )
                 )
         elif effect.action == "resume":
             for row in conn.execute(select(DEADLINES).where(current, DEADLINES.c.status == "paused")):
