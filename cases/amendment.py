@@ -6,7 +6,14 @@ Key fields (name, gender, ID number, degree type) need the State Council office'
 from __future__ import annotations
 
 from cases.common import REASON, STATE_LABELS
-from cases.record import AMENDMENT_KEY_FIELDS, PLATFORM_2024, changes_rule, date_of, touches
+from cases.record import (
+    AMENDMENT_KEY_FIELDS,
+    PLATFORM_2024,
+    changes_rule,
+    date_of,
+    normalise_changes,
+    touches,
+)
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
 from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
 
@@ -41,6 +48,7 @@ DEFINITION = ProcessDefinition(
         "recorded": "已更新入库",
     },
     initial="draft",
+    prepare_payload=normalise_changes,
     terminal=frozenset({"rejected", "recorded"}),
     open_actors=(UNIT,),
     open_requires=OPEN_FIELDS,

@@ -7,7 +7,7 @@ application to the province, which decides within 5 working days.
 from __future__ import annotations
 
 from cases.common import REASON
-from cases.record import ERRATA_KEY_FIELDS, PLATFORM_2024, changes_rule, date_of, touches
+from cases.record import ERRATA_KEY_FIELDS, PLATFORM_2024, changes_rule, date_of, normalise_changes, touches
 from cases.vocabulary import PROVINCE, UNIT, VERIFY_ROLES
 from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
 
@@ -39,6 +39,7 @@ DEFINITION = ProcessDefinition(
         "rejected": "已驳回",
     },
     initial="draft",
+    prepare_payload=normalise_changes,
     terminal=frozenset({"recorded", "rejected"}),
     open_actors=(UNIT,),
     open_requires=(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from cases import amendment, authentication, errata, photo, revocation, supplement
-from cases.record import normalise_changes
 from workflow import DefinitionError, ProcessDefinition, check_definition
 
 DEFINITIONS: dict[str, ProcessDefinition] = {
@@ -19,12 +15,6 @@ DEFINITIONS: dict[str, ProcessDefinition] = {
         photo.DEFINITION,
         authentication.DEFINITION,
     )
-}
-
-# Payload shapes users may type that a case type rewrites before validation.
-PREPARE: dict[str, Callable[[dict[str, Any]], None]] = {
-    "amendment": normalise_changes,
-    "errata": normalise_changes,
 }
 
 

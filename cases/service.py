@@ -202,11 +202,7 @@ class DegreeFlow:
     def open_case(
         self, case_type: str, org: str, as_user: str, payload: Mapping[str, Any] | None = None, note: str = ""
     ) -> FireResult:
-        data = dict(payload or {})
-        prepare = registry.PREPARE.get(case_type)
-        if prepare:
-            prepare(data)
-        return self.engine.open(case_type, org, as_user, data, note)
+        return self.engine.open(case_type, org, as_user, payload, note)
 
     def fire(
         self,
@@ -217,13 +213,7 @@ class DegreeFlow:
         payload: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> FireResult:
-        data = dict(payload or {})
-        with self.db.connect() as conn:
-            case_type = conn.execute(select(CASES.c.type).where(CASES.c.id == case_id)).scalar()
-        prepare = registry.PREPARE.get(case_type or "")
-        if prepare:
-            prepare(data)
-        return self.engine.fire(case_id, trigger, as_user, note, data, expected_version=expected_version)
+        return self.engine.fire(case_id, trigger, as_user, note, payload, expected_version=expected_version)
 
     def show(self, case_id: int, as_user: str | None = None) -> dict[str, Any]:
         with self.db.connect() as conn:

@@ -132,6 +132,8 @@ class ProcessDefinition:
     open_deadlines: tuple[DeadlineEffect, ...] = ()
     choose_rule_set: Callable[[Mapping[str, Any]], str] = field(default=lambda payload: "default")
     rule_sets: tuple[str, ...] = ("default",)
+    # Rewrites shapes users may type (e.g. one change written flat) before validation, in place.
+    prepare_payload: Callable[[dict[str, Any]], None] | None = None
 
     # -- look-ups -------------------------------------------------------------------------------------
     @cached_property

@@ -265,6 +265,8 @@ class WorkflowEngine:
             if org is None:
                 raise NotFound(f"组织 {org_code} 不存在", rule="organisation_exists", field="org")
             data = dict(payload or {})
+            if defn.prepare_payload:
+                defn.prepare_payload(data)
             draft = CaseView(
                 id=0,
                 type=case_type,
@@ -375,6 +377,8 @@ class WorkflowEngine:
             if problem:
                 raise problem
             step_payload = dict(payload or {})
+            if defn.prepare_payload:
+                defn.prepare_payload(step_payload)
             merged = {**case.payload, **step_payload}
             checked = FieldSet(first.requires).validate(merged, note, step_payload)
             step_payload.update(
