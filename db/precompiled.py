@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.expression import Select
 
@@ -71,11 +72,18 @@ class Precompiled:
         for name, processor in binds.items():
             value = params[name]
             processed[name] = processor(value) if processor is not None and value is not None else value
+        arguments: Any = (
+            tuple(processed[name] for name in compiled.names) if compiled.positional else processed
+        )
         cursor = conn.connection.cursor()
-        if compiled.positional:
-            cursor.execute(compiled.sql, tuple(processed[name] for name in compiled.names))
-        else:
-            cursor.execute(compiled.sql, processed)
+        try:
+            cursor.execute(compiled.sql, arguments)
+        except conn.dialect.loaded_dbapi.Error as error:
+            cursor.close()
+            # The same exception SQLAlchemy would raise, so callers see one error family.
+            raise DBAPIError.instance(
+                compiled.sql, arguments, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from error
         return cursor, compiled
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:

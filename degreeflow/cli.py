@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cases.service import DegreeFlow
 from degreeflow import app as wiring
@@ -87,6 +87,19 @@ def edge(func: F) -> F:
                     f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}"
                 )
             raise typer.Exit(error.exit_code) from None
+        except SQLAlchemyError as error:
+            detail = getattr(error, "orig", None) or error
+            message = f"数据库错误：{detail}（未做任何修改）"
+            if OPTIONS.json:
+                out.print_json(
+                    json.dumps(
+                        {"error": {"code": "database_error", "rule": "database", "message": message}},
+                        ensure_ascii=False,
+                    )
+                )
+            else:
+                err.print(f"[bold red]错误[/] {escape('[database_error]')} {escape(message)}")
+            raise typer.Exit(10) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -68,3 +68,17 @@ def test_deleted_event_breaks_the_chain(flow):
         conn.execute(text("DELETE FROM case_events WHERE case_id = :id AND seq = 2"), {"id": case_id})
     problems = flow.verify_audit(case_id).problems
     assert problems and problems[0].seq == 3
+
+
+def test_precompiled_statements_raise_sqlalchemy_errors(flow):
+    from sqlalchemy.exc import IntegrityError
+
+    from workflow.engine import _insert_event
+
+    case_id = _walk_photo(flow)
+    event = flow.show(case_id)["history"][0]
+    with pytest.raises(IntegrityError), transaction(flow.db) as conn:  # (case_id, seq) is unique
+        _insert_event(conn, {"case_id": case_id, "seq": 1, "at": flow.clock.now(), "actor_id": event["actor_id"],
+                             "actor_name": "x", "trigger": "open", "from_state": "", "to_state": "draft", "note": "",
+                             "payload": {}, "prev_hash": "0" * 64, "hash": "f" * 64})  # fmt: skip
+    assert flow.verify_audit(case_id).ok
