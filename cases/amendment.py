@@ -60,7 +60,7 @@ DEFINITION = ProcessDefinition(
             "submit", "draft", "applied", (UNIT,), label="提交修改申请",
             requires=(changes_rule(), FieldRule("proofs", "证明材料（身份证件、学位证书复印件等）", kind="list")),
             guards=(before_platform,),
-            deadlines=(DeadlineEffect("start", "province_opinion", 30, label="省级提出意见"),),
+            deadlines=(DeadlineEffect("start", "province_opinion", 30, label="省级提出修改意见", owner=PROVINCE),),
         ),
         Step("approve", "applied", "national_review", (PROVINCE,), label="省级同意（关键字段报国务院学位办）",
              when=is_key_change, deadlines=STOP_OPINION),

@@ -45,7 +45,7 @@ def _cert_no(ctx: FireContext) -> None:
 
 
 RESULTS = ("信息一致", "信息有误已更正", "查无此人")
-UNIT_ANSWER = DeadlineEffect("start", "unit_answer", 10, working=True, label="单位核查反馈")
+UNIT_ANSWER = DeadlineEffect("start", "unit_answer", 10, working=True, label="单位核查反馈", owner=UNIT)
 
 DEFINITION = ProcessDefinition(
     name="authentication",
@@ -69,8 +69,8 @@ DEFINITION = ProcessDefinition(
     ),
     open_guards=(_cert_no,),
     open_deadlines=(
-        DeadlineEffect("start", "center_total", 8, working=True, label="学位中心办理（累计）"),
-        DeadlineEffect("start", "total", 18, working=True, label="认证总时限"),
+        DeadlineEffect("start", "center_total", 8, working=True, label="学位中心办理（累计）", owner=CENTER),
+        DeadlineEffect("start", "total", 18, working=True, label="认证总时限", owner=CENTER),
     ),
     rule_sets=("2020",),
     choose_rule_set=lambda payload: "2020",

@@ -52,7 +52,7 @@ DEFINITION = ProcessDefinition(
     steps=(
         Step("submit", "draft", "province_review", (UNIT,), label="提交关键信息勘误申请",
              requires=SUBMIT_REQUIRES, guards=(on_platform,), when=is_key_change,
-             deadlines=(DeadlineEffect("start", "province_decision", 5, working=True, label="省级审核勘误"),)),
+             deadlines=(DeadlineEffect("start", "province_decision", 5, working=True, label="省级审核勘误", owner=PROVINCE),)),
         Step("submit", "draft", "self_check", (UNIT,), label="提交勘误（单位自行审核）",
              requires=SUBMIT_REQUIRES, guards=(on_platform,)),
         Step("confirm", "self_check", "recorded", (UNIT,), label="校核确认勘误",

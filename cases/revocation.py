@@ -33,10 +33,21 @@ def _cert_no(ctx: FireContext) -> None:
 DECISION_DATE = FieldRule("decision_date", "撤销决定日期", kind="date")
 REPORT_DUE = (
     DeadlineEffect(
-        "start", "report", 10, working=True, anchor="decision_date", rule_sets=("2013",), label="报告撤销"
+        "start",
+        "report",
+        10,
+        working=True,
+        anchor="decision_date",
+        rule_sets=("2013",),
+        label="报告撤销学位",
+        owner=UNIT,
     ),
-    DeadlineEffect("start", "report", 10, anchor="decision_date", rule_sets=("2020",), label="报告撤销"),
-    DeadlineEffect("start", "report", 7, anchor="decision_date", rule_sets=("2024",), label="撤销备案"),
+    DeadlineEffect(
+        "start", "report", 10, anchor="decision_date", rule_sets=("2020",), label="报告撤销学位", owner=UNIT
+    ),
+    DeadlineEffect(
+        "start", "report", 7, anchor="decision_date", rule_sets=("2024",), label="撤销学位备案", owner=UNIT
+    ),
 )
 
 DEFINITION = ProcessDefinition(
@@ -67,7 +78,7 @@ DEFINITION = ProcessDefinition(
              deadlines=(DeadlineEffect("stop", "report"),)),
         Step("confirm", "reported", "confirmed", (PROVINCE,), label="省级确认",
              deadlines=(DeadlineEffect("start", "center_verify", 3, working=True, rule_sets=("2013",),
-                                       label="学位中心核实"),)),
+                                       label="学位中心核实并删除", owner=CENTER),)),
         Step("revoke", "confirmed", "revoked", (NATIONAL, CENTER), label="撤销备案（从网上查询中删除）",
              deadlines=(DeadlineEffect("stop", "center_verify"),)),
     ),

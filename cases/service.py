@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
@@ -24,8 +26,12 @@ from cases.vocabulary import (
     UNIT,
 )
 from db import Case, CaseEvent, Clock, Deadline, Organisation, SystemClock, User, create_schema, transaction
-from db.clock import SHANGHAI, to_utc
-from scheduler import WeekendCalendar
+from db.clock import SHANGHAI, end_of_day, to_utc
+from scheduler.calendar import CachedCalendar, covered_years, seed_from_package, store_year
+from scheduler.calendar_file import read_calendar_file
+from scheduler.calendar_file import template as calendar_template
+from scheduler.notify import DeliveryReport, SmtpSettings, deliver, inbox_query
+from scheduler.sweep import Sweeper, SweepReport, recompute_all_provisional
 from workflow import (
     FireResult,
     InvalidPayload,
@@ -53,22 +59,81 @@ def _iso(value: Any) -> str | None:
 
 
 class DegreeFlow:
-    def __init__(self, db: Engine, clock: Clock | None = None):
+    def __init__(
+        self,
+        db: Engine,
+        clock: Clock | None = None,
+        *,
+        reminder_days: int = 3,
+        smtp: SmtpSettings | None = None,
+    ):
         registry.assert_valid()
         self.db = db
         self.clock = clock or SystemClock()
+        self.calendar = CachedCalendar(db)
+        self.smtp = smtp
         self.engine = WorkflowEngine(
             db,
             registry.DEFINITIONS,
             scope=scope,
-            calculator=WeekendCalendar(),
+            calculator=self.calendar,
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
         )
+        self.sweeper = Sweeper(
+            db,
+            self.calendar,
+            reminder_days=reminder_days,
+            case_labels={name: defn.label for name, defn in registry.DEFINITIONS.items()},
+        )
 
     # -- set-up ---------------------------------------------------------------------------------------
-    def init_schema(self) -> None:
+    def init_schema(self) -> list[int]:
+        """Create the tables and load the official holiday calendar for the years the package covers."""
         create_schema(self.db)
+        with transaction(self.db) as conn:
+            loaded = seed_from_package(conn, self.clock.now())
+        self.calendar.invalidate()
+        return loaded
+
+    # -- calendar -------------------------------------------------------------------------------------
+    def calendar_import(self, path: Path) -> dict[str, Any]:
+        """Load a year from an administrator's file; provisional deadlines are recomputed in the same step."""
+        year, rows = read_calendar_file(path)
+        now = self.clock.now()
+        with transaction(self.db) as conn:
+            store_year(conn, year, rows, f"import:{path.name}", now)
+        self.calendar.invalidate()
+        with transaction(self.db) as conn:
+            recomputed = recompute_all_provisional(conn, self.calendar.get(), now)
+        return {"year": year, "days": len(rows), "working_days": sum(1 for _d, w, _n in rows if w),
+                "recomputed_deadlines": recomputed}  # fmt: skip
+
+    @staticmethod
+    def calendar_template(year: int) -> str:
+        return calendar_template(year)
+
+    def calendar_years(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            return [{**row, "loaded_at": _iso(row["loaded_at"])} for row in covered_years(conn)]
+
+    def calendar_day(self, day: date) -> dict[str, Any]:
+        cal = self.calendar.get()
+        return {"date": day.isoformat(), "working": cal.is_workday(day), "name": cal.name(day),
+                "provisional": not cal.covers(day)}  # fmt: skip
+
+    def calendar_due(self, start: date, days: int, working: bool) -> dict[str, Any]:
+        if days < 1:
+            raise InvalidPayload(f"参数 N（期限）：应为正整数，收到 {days}", field="N", rule="positive")
+        due, provisional = self.calendar.due(start, days, working)
+        return {
+            "start": start.isoformat(),
+            "days": days,
+            "working": working,
+            "due_date": due.isoformat(),
+            "due_at": _iso(end_of_day(due)),
+            "provisional": provisional,
+        }
 
     def add_org(self, code: str, name: str, kind: str, parent: str | None = None) -> dict[str, Any]:
         code, name = code.strip(), name.strip()
@@ -142,8 +207,15 @@ class DegreeFlow:
         with self.db.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def add_user(self, username: str, name: str, role: str, org: str) -> dict[str, Any]:
+    def add_user(
+        self, username: str, name: str, role: str, org: str, email: str | None = None
+    ) -> dict[str, Any]:
         username, name = username.strip(), name.strip()
+        email = (email or "").strip() or None
+        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            raise InvalidPayload(
+                f"字段 email（邮箱）：格式不正确，收到“{email}”", field="email", rule="email_format"
+            )
         if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
             raise InvalidPayload(
                 f"字段 username（用户名）：2-64 位字母、数字、下划线、点或连字符，收到“{username}”",
@@ -178,7 +250,7 @@ class DegreeFlow:
                     created_at=self.clock.now(),
                 )
             ).inserted_primary_key[0]
-        return {"id": user_id, "username": username, "name": name, "role": role, "org": org}
+        return {"id": user_id, "username": username, "name": name, "role": role, "org": org, "email": email}
 
     def list_users(self, org: str | None = None) -> list[dict[str, Any]]:
         query = (
@@ -263,17 +335,33 @@ class DegreeFlow:
             "deadlines": deadlines,
         }
 
-    @staticmethod
-    def _deadline_dict(row: Any) -> dict[str, Any]:
+    def _deadline_dict(self, row: Any) -> dict[str, Any]:
+        today = self.clock.today()
+        cal = self.calendar.get()
+        is_open = row.stopped_at is None and row.status in ("running", "paused", "breached")
+        overdue = row.status == "breached" or (
+            row.status == "running" and to_utc(row.due_at) < self.clock.now()
+        )
+        if row.status == "paused":
+            left = row.remaining_days
+        elif is_open:
+            left = cal.remaining(today, row.due_date, True)
+        else:
+            left = None
         return {
+            "id": row.id,
             "name": row.name,
+            "label": row.label,
+            "owner": row.owner,
             "days": row.days,
             "working": row.working,
             "start_date": row.start_date.isoformat(),
             "due_date": row.due_date.isoformat(),
             "provisional": row.provisional,
-            "status": row.status,
-            "remaining_days": row.remaining_days,
+            "status": "breached" if overdue and is_open else row.status,
+            "open": is_open,
+            "remaining_working_days": left,
+            "stopped_at": _iso(row.stopped_at),
         }
 
     def list_cases(
@@ -320,6 +408,60 @@ class DegreeFlow:
                 data["next_due"] = data["next_due"].isoformat() if data["next_due"] else None
                 rows.append(data)
         return rows
+
+    # -- deadlines, sweep, inbox ------------------------------------------------------------------------
+    def deadlines(
+        self, org: str | None = None, overdue: bool = False, due_within: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Open deadlines, most urgent first. `due_within`: due within N working days (overdue included)."""
+        now = self.clock.now()
+        query = (
+            select(
+                DEADLINES,
+                CASES.c.type.label("case_type"),
+                CASES.c.state,
+                ORGS.c.code.label("org"),
+                ORGS.c.name.label("org_name"),
+            )  # fmt: skip
+            .join(CASES, DEADLINES.c.case_id == CASES.c.id)
+            .join(ORGS, CASES.c.org_id == ORGS.c.id)
+            .where(
+                DEADLINES.c.stopped_at.is_(None), DEADLINES.c.status.in_(("running", "paused", "breached"))
+            )
+            .order_by(DEADLINES.c.status == "paused", DEADLINES.c.due_at, DEADLINES.c.id)
+        )
+        if org:
+            query = query.where(ORGS.c.code == org)
+        if overdue:
+            query = query.where(DEADLINES.c.status != "paused", DEADLINES.c.due_at < now)
+        if due_within is not None:
+            horizon, _ = self.calendar.due(self.clock.today(), due_within, True)
+            query = query.where(DEADLINES.c.status != "paused", DEADLINES.c.due_at <= end_of_day(horizon))
+        rows = []
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                data = self._deadline_dict(row)
+                data.update(case_id=row.case_id, case_type=row.case_type, case_state=row.state, org=row.org,
+                            org_name=row.org_name,
+                            type_label=registry.DEFINITIONS[row.case_type].label)  # fmt: skip
+                rows.append(data)
+        return rows
+
+    def sweep(self, on_finding: Any = None) -> tuple[SweepReport, DeliveryReport | None]:
+        """Run the deadline sweep once (idempotent), then deliver e-mail if SMTP is configured."""
+        report = self.sweeper.sweep(self.clock.now(), on_finding)
+        delivery = deliver(self.db, self.smtp, self.clock.now()) if self.smtp else None
+        return report, delivery
+
+    def inbox(self, as_user: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            actor = load_actor(conn, as_user)
+            rows = conn.execute(inbox_query(actor.id, actor.org_id).limit(limit)).all()
+        return [
+            {"id": r.id, "at": _iso(r.created_at), "kind": r.kind, "subject": r.subject, "body": r.body,
+             "case_id": r.case_id, "emailed": r.sent_at is not None and not r.last_error}
+            for r in rows
+        ]  # fmt: skip
 
     def verify_audit(self, case_id: int | None = None) -> VerifyReport:
         with self.db.connect() as conn:

@@ -5,15 +5,29 @@ Nothing here imports the rest of degreeflow.
 
 from db.clock import Clock, FixedClock, SystemClock, to_utc, utc_iso
 from db.engine import create_schema, drop_schema, make_engine, transaction
-from db.models import Case, CaseEvent, Deadline, Organisation, User
+from db.models import (
+    CalendarDay,
+    CalendarYear,
+    Case,
+    CaseEvent,
+    Deadline,
+    DeadlineFinding,
+    Organisation,
+    OutboxMessage,
+    User,
+)
 
 __all__ = [
+    "CalendarDay",
+    "CalendarYear",
     "Case",
     "CaseEvent",
     "Clock",
     "Deadline",
+    "DeadlineFinding",
     "FixedClock",
     "Organisation",
+    "OutboxMessage",
     "SystemClock",
     "User",
     "create_schema",

@@ -5,7 +5,7 @@ Times are stored in UTC; dates that matter to the law (deadlines, letters) are r
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -21,6 +21,16 @@ def to_utc(value: datetime) -> datetime:
 def utc_iso(value: datetime) -> str:
     """Canonical text of a time, used in hashes: UTC with microseconds."""
     return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight at the start of a Chinese calendar day, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of a Chinese calendar day, in UTC: deadlines end there."""
+    return start_of_day(day + timedelta(days=1)) - timedelta(microseconds=1)
 
 
 class Clock:

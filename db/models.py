@@ -34,6 +34,7 @@ class User(SQLModel, table=True):
     name: str = Field(max_length=64)
     role: str = Field(max_length=32)
     org_id: int = Field(foreign_key="organisations.id", index=True)
+    email: str | None = Field(default=None, max_length=254)
     active: bool = True
     created_at: datetime = _ts()
 
@@ -80,25 +81,97 @@ class CaseEvent(SQLModel, table=True):
 
 
 class Deadline(SQLModel, table=True):
-    """A statutory limit on a case: timers are rows, swept by the scheduler, never in-memory jobs."""
+    """A statutory limit on a case: timers are rows, swept by the scheduler, never in-memory jobs.
+
+    status: running | paused | breached (past due; still open until `stopped_at`) | met | superseded | cancelled.
+    `basis_date` + `basis_days` is what `due_date` is computed from (the start, or the resume after a pause),
+    so a provisional date can be recomputed when the calendar gains the missing year.
+    """
 
     __tablename__ = "deadlines"
-    __table_args__ = (Index("ix_deadlines_status_due", "status", "due_at"),)
+    # The sweep's queries each range-scan one index, so their cost grows with what is due, not what is open.
+    __table_args__ = (
+        Index("ix_deadlines_status_due", "status", "due_at"),
+        Index("ix_deadlines_unescalated", "breached_at", "status", "due_at"),
+        Index("ix_deadlines_unreminded", "reminded_at", "status", "due_at"),
+        Index("ix_deadlines_due_today", "due_today_at", "status", "due_at"),
+        Index("ix_deadlines_provisional", "provisional", "stopped_at", "due_date"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     name: str = Field(max_length=48)
+    label: str = Field(default="", max_length=64)
+    owner: str = Field(
+        default="unit", max_length=16
+    )  # the level that must act: unit | province | national | center
     days: int
     working: bool = False
     start_date: date
+    basis_date: date
+    basis_days: int
     due_date: date
     due_at: datetime = _ts()
     provisional: bool = False
-    # running | paused | met | late | superseded | cancelled
     status: str = Field(default="running", max_length=16)
     remaining_days: int | None = None  # kept while paused
     started_event_id: int | None = Field(default=None, foreign_key="case_events.id")
     stopped_event_id: int | None = Field(default=None, foreign_key="case_events.id")
     stopped_at: datetime | None = _ts(nullable=True)
     reminded_at: datetime | None = _ts(nullable=True)
+    due_today_at: datetime | None = _ts(nullable=True)
     breached_at: datetime | None = _ts(nullable=True)
+
+
+class DeadlineFinding(SQLModel, table=True):
+    """What the sweep found, once per deadline and kind (the unique key makes "never twice" a database rule)."""
+
+    __tablename__ = "deadline_findings"
+    __table_args__ = (UniqueConstraint("deadline_id", "kind", name="uq_deadline_findings_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deadline_id: int = Field(foreign_key="deadlines.id", index=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(max_length=16)  # reminder | due_today | breach
+    at: datetime = _ts()
+    escalated_to: int | None = Field(default=None, foreign_key="organisations.id")
+
+
+class CalendarDay(SQLModel, table=True):
+    """One date of the official schedule: working or not, and why (春节, 国庆节, 调休上班, 周末...)."""
+
+    __tablename__ = "calendar_days"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    name: str = Field(default="", max_length=32)
+
+
+class CalendarYear(SQLModel, table=True):
+    """A year the calendar covers completely; deadlines reaching other years are provisional."""
+
+    __tablename__ = "calendar_years"
+
+    year: int = Field(primary_key=True)
+    source: str = Field(max_length=200)
+    loaded_at: datetime = _ts()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification: always in the recipient's inbox; also e-mailed when SMTP is configured."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts()
+    recipient_org_id: int | None = Field(default=None, foreign_key="organisations.id", index=True)
+    recipient_user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    kind: str = Field(max_length=16)
+    subject: str = Field(max_length=200)
+    body: str
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    deadline_id: int | None = Field(default=None, foreign_key="deadlines.id")
+    sent_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+    last_error: str = ""

@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,8 +22,10 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cases.service import DegreeFlow
+from cases.vocabulary import LEVELS
 from degreeflow import app as wiring
 from degreeflow import demo as demo_data
+from scheduler.calendar_file import CalendarFileError
 from workflow import InvalidPayload, WorkflowError
 
 app = typer.Typer(
@@ -42,6 +44,12 @@ app.add_typer(user_app, name="user")
 app.add_typer(case_app, name="case")
 app.add_typer(audit_app, name="audit")
 app.add_typer(defs_app, name="definitions")
+calendar_app = typer.Typer(help="工作日历：法定节假日与调休上班日。", no_args_is_help=True)
+deadlines_app = typer.Typer(help="法定时限：列表与到期检查（扫描）。", no_args_is_help=True)
+scheduler_app = typer.Typer(help="调度器：定时运行时限扫描。", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(scheduler_app, name="scheduler")
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,6 +95,12 @@ def edge(func: F) -> F:
                     f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}"
                 )
             raise typer.Exit(error.exit_code) from None
+        except CalendarFileError as error:
+            if OPTIONS.json:
+                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
+            else:
+                err.print(f"[bold red]错误[/] {escape('[invalid_calendar]')} {escape(error.message)}")
+            raise typer.Exit(7) from None
         except SQLAlchemyError as error:
             detail = getattr(error, "orig", None) or error
             message = f"数据库错误：{detail}（未做任何修改）"
@@ -293,10 +307,11 @@ def user_add(
         ),
     ],
     org: Annotated[str, typer.Option("--org", help="所属组织代码。")],
+    email: Annotated[str | None, typer.Option("--email", help="邮箱（接收时限提醒邮件）。")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """登记一个用户。"""
-    created = flow().add_user(username, name, role, org)
+    created = flow().add_user(username, name, role, org, email)
     emit(
         created,
         lambda: out.print(f"已登记用户 {created['username']} {created['name']}（{created['role']}，{org}）"),
@@ -386,11 +401,7 @@ def case_show(
             options = "、".join(f"{a['trigger']}（{a['label']}）" for a in case["allowed"]) or "无"
             out.print(f"{as_user} 可执行：{options}")
         if case["deadlines"]:
-            _table("时限", ["名称", "期限", "起算日", "截止日", "状态"], [
-                [d["name"], f"{d['days']}{'个工作日' if d['working'] else '日'}", d["start_date"],
-                 d["due_date"] + ("（暂定）" if d["provisional"] else ""), d["status"]]
-                for d in case["deadlines"]
-            ])  # fmt: skip
+            _deadline_table(case["deadlines"])
         _table("历史", ["#", "时间", "办理人", "操作", "从", "到", "备注"], [
             [h["seq"], h["at"], h["actor"], h["trigger"], h["from"] or "—", h["to"], h["note"]]
             for h in case["history"]
@@ -410,6 +421,193 @@ def case_list(
     """案件列表（看板）。"""
     rows = flow().list_cases(case_type, state, org)
     emit(rows, lambda: _board(rows))
+
+
+def _deadline_table(deadlines: list[dict[str, Any]], with_case: bool = False) -> None:
+    status_labels = {"running": "计时中", "paused": "暂停", "breached": "[red]已超期[/]", "met": "按时办结",
+                     "superseded": "已重新起算", "cancelled": "已取消"}  # fmt: skip
+    columns = (["案件", "单位"] if with_case else []) + [
+        "时限",
+        "期限",
+        "办理方",
+        "起算日",
+        "截止日",
+        "剩余工作日",
+        "状态",
+    ]
+    rows = []
+    for d in deadlines:
+        prefix = [f"#{d['case_id']} {d['type_label']}", d["org_name"]] if with_case else []
+        left = d["remaining_working_days"]
+        rows.append(prefix + [
+            d["label"] or d["name"], f"{d['days']}{'个工作日' if d['working'] else '日'}", LEVELS.get(d["owner"], d["owner"]),
+            d["start_date"],
+            d["due_date"] + ("（暂定）" if d["provisional"] else ""), "" if left is None else str(left),
+            status_labels.get(d["status"], d["status"]),
+        ])  # fmt: skip
+    table = Table(title="时限")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if any(d["provisional"] for d in deadlines):
+        out.print(
+            "（暂定）：截止日所在年份的节假日安排尚未导入，按周末推算；导入后自动重算（degreeflow calendar import）。"
+        )
+
+
+# -- calendar ----------------------------------------------------------------------------------------------
+def _date_arg(value: str, name: str = "DATE") -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidPayload(
+            f"参数 {name}：日期格式应为 YYYY-MM-DD，收到“{value}”", field=name, rule="date_format"
+        ) from None
+
+
+@calendar_app.command("import")
+@edge
+def calendar_import(
+    file: Annotated[Path, typer.Argument(help="CSV（date,working,name）或 YAML 文件，包含一年中的每一天。")],
+    as_json: JsonOpt = False,
+) -> None:
+    """导入一年的节假日安排（国务院办公厅通知），并重算暂定的截止日。"""
+    result = flow().calendar_import(file)
+    emit(result, lambda: out.print(
+        f"已导入 {result['year']} 年日历：{result['days']} 天，其中工作日 {result['working_days']} 天；"
+        f"重算暂定时限 {result['recomputed_deadlines']} 个。"))  # fmt: skip
+
+
+@calendar_app.command("template")
+@edge
+def calendar_template(
+    year: Annotated[int, typer.Argument(help="年份，如 2027。")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="写入文件（默认输出到屏幕）。")
+    ] = None,
+) -> None:
+    """生成某年的日历模板（周末休息），供按通知填写节假日与调休后导入。"""
+    text = DegreeFlow.calendar_template(year)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        out.print(
+            f"已写入 {output}：{year} 年共 {len(text.splitlines()) - 1} 天，请按当年通知标注节假日和调休上班日。"
+        )
+    else:
+        sys.stdout.write(text)
+
+
+@calendar_app.command("years")
+@edge
+def calendar_years(as_json: JsonOpt = False) -> None:
+    """列出已导入的年份及来源。"""
+    rows = flow().calendar_years()
+    emit(rows, lambda: _table("已覆盖的年份", ["年份", "来源", "导入时间"],
+                              [[r["year"], r["source"], r["loaded_at"]] for r in rows]))  # fmt: skip
+
+
+@calendar_app.command("due")
+@edge
+def calendar_due(
+    start: Annotated[str, typer.Argument(metavar="DATE", help="事件发生日（YYYY-MM-DD），次日起算。")],
+    days: Annotated[int, typer.Argument(metavar="N", help="期限天数。")],
+    working: Annotated[bool, typer.Option("--working", help="按工作日计算（N个工作日）。")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """计算截止日：N日（末日为节假日顺延）或 N个工作日。"""
+    result = flow().calendar_due(_date_arg(start), days, working)
+    unit = "个工作日" if working else "日"
+    emit(result, lambda: out.print(
+        f"{result['start']} 起 {days}{unit}：截止日 {result['due_date']}"
+        + ("（暂定：该年节假日安排尚未导入）" if result["provisional"] else "")))  # fmt: skip
+
+
+@calendar_app.command("is-workday")
+@edge
+def calendar_is_workday(
+    day: Annotated[str, typer.Argument(metavar="DATE")],
+    as_json: JsonOpt = False,
+) -> None:
+    """判断某天是否工作日（含调休上班）。"""
+    result = flow().calendar_day(_date_arg(day))
+    emit(result, lambda: out.print(
+        f"{result['date']}：{'工作日' if result['working'] else '休息日'}"
+        + (f"（{result['name']}）" if result["name"] else "")
+        + ("（暂定：该年节假日安排尚未导入）" if result["provisional"] else "")))  # fmt: skip
+
+
+# -- deadlines, scheduler, inbox ---------------------------------------------------------------------------
+@deadlines_app.command("list")
+@edge
+def deadlines_list(
+    org: Annotated[str | None, typer.Option("--org", help="只看该单位。")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="只看已超期的。")] = False,
+    due_within: Annotated[
+        int | None, typer.Option("--due-within", help="只看 N 个工作日内到期的（含已超期）。")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """未办结的时限，按紧急程度排序。"""
+    rows = flow().deadlines(org, overdue, due_within)
+    emit(rows, lambda: _deadline_table(rows, with_case=True) if rows else out.print("没有符合条件的时限。"))
+
+
+@deadlines_app.command("sweep")
+@edge
+def deadlines_sweep(as_json: JsonOpt = False) -> None:
+    """运行一次时限扫描：到期提醒、当日到期、超期记录与督办（可重复运行，不会重复提醒）。"""
+    report, delivery = flow().sweep()
+    data = report.to_dict() | ({"emailed": vars(delivery)} if delivery else {})
+    emit(data, lambda: out.print(
+        f"扫描完成（{report.now}）：提醒 {report.reminders}，今日到期 {report.due_today}，超期 {report.breaches}，"
+        f"督办 {report.escalations}，消息 {report.messages}，重算暂定 {report.recomputed}"
+        + (f"；邮件已发送 {delivery.sent}，失败 {delivery.failed}" if delivery else "")))  # fmt: skip
+
+
+@scheduler_app.command("run")
+@edge
+def scheduler_run(
+    interval: Annotated[int | None, typer.Option("--interval", help="扫描间隔（秒），默认 60。")] = None,
+) -> None:
+    """启动调度器：每分钟运行一次时限扫描（Ctrl-C 停止）。多个进程同时运行也不会重复提醒。"""
+    import logging
+
+    from degreeflow.settings import Settings
+    from scheduler.runner import build_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service = flow()
+    seconds = interval or Settings().sweep_interval_seconds
+    url = service.db.url.render_as_string(hide_password=False)
+    scheduler = build_scheduler(service.db, "degreeflow.jobs:sweep_job", seconds,
+                                {"database_url": url, "now": OPTIONS.now.isoformat() if OPTIONS.now else None})  # fmt: skip
+    out.print(f"调度器已启动：每 {seconds} 秒扫描一次时限（Ctrl-C 停止）。")
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        out.print("调度器已停止。")
+
+
+@app.command()
+@edge
+def inbox(
+    as_user: AsOpt,
+    limit: Annotated[int, typer.Option("--limit", help="最多显示条数。")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """站内收件箱：时限提醒、到期、超期与督办消息。"""
+    rows = flow().inbox(as_user, limit)
+
+    def render() -> None:
+        if not rows:
+            out.print(f"{as_user} 的收件箱为空。")
+            return
+        _table(f"{as_user} 的收件箱", ["时间", "类别", "主题", "案件"],
+               [[r["at"][:16].replace("T", " "), r["kind"], r["subject"], r["case_id"]] for r in rows])  # fmt: skip
+
+    emit(rows, render)
 
 
 # -- audit and definitions ---------------------------------------------------------------------------------

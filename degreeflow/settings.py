@@ -19,3 +19,17 @@ class Settings(BaseSettings):
         default=None,
         description="Fixed current time (ISO 8601, Asia/Shanghai if no offset) for scripted deadline scenarios",
     )
+    reminder_working_days: int = Field(
+        default=3, ge=0, description="Remind this many working days before a deadline"
+    )
+    sweep_interval_seconds: int = Field(
+        default=60, ge=1, description="How often the scheduler runs the sweep"
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications (off if unset)"
+    )
+    smtp_port: int = Field(default=25, description="SMTP port")
+    smtp_from: str = Field(default="degreeflow@localhost", description="Sender address of notifications")
+    smtp_user: str | None = Field(default=None, description="SMTP login (optional)")
+    smtp_password: str | None = Field(default=None, description="SMTP password (optional)")
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS")

@@ -1,5 +1,5 @@
-"""Deadlines: the working-day calendar, due-date arithmetic and (with the deadlines issue) the sweep."""
+"""Deadlines: the working-day calendar, due-date arithmetic, the sweep and its notifications."""
 
-from scheduler.calendar import WeekendCalendar
+from scheduler.calendar import CachedCalendar, WorkingCalendar
 
-__all__ = ["WeekendCalendar"]
+__all__ = ["CachedCalendar", "WorkingCalendar"]

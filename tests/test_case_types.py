@@ -108,11 +108,11 @@ def test_errata_key_field_goes_to_the_province_with_five_working_days(flow):
     change = {"field": "conferral_date", "old_value": "20250620", "new_value": "20250621", "reason": "日期错"}
     assert fire(flow, case_id, "errata", "submit", "collector", **change).to_state == "province_review"
     (deadline,) = flow.show(case_id)["deadlines"]
-    # Friday 2026-11-20 + 5 working days (weekends only so far): Friday 2026-11-27, provisional.
+    # Friday 2026-11-20 + 5 working days: Friday 2026-11-27 (2026 is in the official calendar: final).
     assert (deadline["name"], deadline["due_date"], deadline["provisional"]) == (
         "province_decision",
         "2026-11-27",
-        True,
+        False,
     )
     assert fire(flow, case_id, "errata", "approve", "province").to_state == "recorded"
     assert flow.show(case_id)["deadlines"][0]["status"] == "met"
@@ -212,7 +212,7 @@ def test_authentication_center_clock_pauses_while_the_unit_verifies(flow, clock)
     deadlines = {d["name"]: d for d in flow.show(case_id)["deadlines"]}
     # Opened Friday 2026-11-20: 8 working days -> Tuesday 2026-12-02; paused the same day with 8 left.
     assert deadlines["center_total"]["status"] == "paused"
-    assert deadlines["center_total"]["remaining_days"] == 8
+    assert deadlines["center_total"]["remaining_working_days"] == 8
     assert deadlines["unit_answer"]["due_date"] == "2026-12-04"
     clock.set(clock.now().replace(day=27))  # a week later (Friday 2026-11-27)
     fire(flow, case_id, "authentication", "answer", "verifier")

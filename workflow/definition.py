@@ -81,7 +81,11 @@ Condition = Callable[[FireContext], bool]
 
 @dataclass(frozen=True)
 class DeadlineEffect:
-    """start | stop | pause | resume a named deadline. `anchor`: payload field holding the start date."""
+    """start | stop | pause | resume a named deadline.
+
+    `anchor`: payload field holding the start date (default: the day of the event). `owner`: the level that
+    must act before the deadline (its supervisor is told of a breach).
+    """
 
     action: str
     name: str
@@ -90,6 +94,7 @@ class DeadlineEffect:
     anchor: str | None = None
     rule_sets: tuple[str, ...] = ()
     label: str = ""
+    owner: str = ""
 
     def applies(self, rule_set: str) -> bool:
         return not self.rule_sets or rule_set in self.rule_sets
@@ -227,6 +232,8 @@ def check_definition(defn: ProcessDefinition) -> list[str]:
         for effect in step.deadlines + defn.open_deadlines:
             if effect.action not in ("start", "stop", "pause", "resume"):
                 problems.append(f"{defn.name}: unknown deadline action {effect.action!r}")
+            if effect.action == "start" and (not effect.owner or effect.days <= 0):
+                problems.append(f"{defn.name}: deadline {effect.name} starts without an owner or a length")
             for rule_set in effect.rule_sets:
                 if rule_set not in defn.rule_sets:
                     problems.append(

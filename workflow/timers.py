@@ -1,23 +1,24 @@
 """Deadline rows changed by a transition, in the transition's own transaction.
 
 The due-date arithmetic is injected (a `DueCalculator`): the scheduler package owns the working-day calendar.
+Statuses: running, paused, breached (past due, open until stopped), met, superseded, cancelled.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
-from db.clock import SHANGHAI, to_utc
+from db.clock import end_of_day, to_utc
 from db.models import Deadline
 from workflow.definition import DeadlineEffect
 from workflow.fields import parse_date
 
 DEADLINES = Deadline.__table__
-OPEN_STATUSES = ("running", "paused")
+OPEN_STATUSES = ("running", "paused", "breached")
 
 
 class DueCalculator(Protocol):
@@ -27,13 +28,6 @@ class DueCalculator(Protocol):
 
     def remaining(self, today: date, due: date, working: bool) -> int:
         """Days (or working days) left after `today` up to and including `due`."""
-
-
-def end_of_day(day: date) -> datetime:
-    """Deadlines end at the end of their day in Asia/Shanghai, stored in UTC."""
-    return to_utc(
-        datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI) - timedelta(microseconds=1)
-    )
 
 
 def apply_effects(
@@ -51,26 +45,29 @@ def apply_effects(
     for effect in effects:
         if not effect.applies(rule_set):
             continue
-        current = and_(
-            DEADLINES.c.case_id == case_id,
-            DEADLINES.c.name == effect.name,
-        )
+        current = and_(DEADLINES.c.case_id == case_id, DEADLINES.c.name == effect.name)
         if effect.action == "start":
             _close(conn, current, now, event_id, superseded=True)
             anchor = parse_date(payload.get(effect.anchor)) if effect.anchor else None
             start = anchor or today
             due, provisional = calc.due(start, effect.days, effect.working)
+            due_at = end_of_day(due)
             conn.execute(
                 insert(DEADLINES).values(
                     case_id=case_id,
                     name=effect.name,
+                    label=effect.label,
+                    owner=effect.owner,
                     days=effect.days,
                     working=effect.working,
                     start_date=start,
+                    basis_date=start,
+                    basis_days=effect.days,
                     due_date=due,
-                    due_at=end_of_day(due),
+                    due_at=due_at,
                     provisional=provisional,
-                    status="running",
+                    # A case opened after its limit already passed is late at once.
+                    status="breached" if due_at < to_utc(now) else "running",
                     started_event_id=event_id,
                 )
             )
@@ -88,12 +85,15 @@ def apply_effects(
                 )
         elif effect.action == "resume":
             for row in conn.execute(select(DEADLINES).where(current, DEADLINES.c.status == "paused")):
-                due, provisional = calc.due(today, row.remaining_days or 0, row.working)
+                days = row.remaining_days or 0
+                due, provisional = calc.due(today, days, row.working)
                 conn.execute(
                     update(DEADLINES)
                     .where(DEADLINES.c.id == row.id)
                     .values(
                         status="running",
+                        basis_date=today,
+                        basis_days=days,
                         due_date=due,
                         due_at=end_of_day(due),
                         provisional=provisional,
@@ -110,7 +110,7 @@ def close_all(conn: Connection, *, case_id: int, now: datetime, event_id: int) -
 def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, superseded: bool = False) -> None:
     rows = conn.execute(
         select(DEADLINES.c.id, DEADLINES.c.status, DEADLINES.c.due_at).where(
-            where, DEADLINES.c.status.in_(OPEN_STATUSES)
+            where, DEADLINES.c.stopped_at.is_(None), DEADLINES.c.status.in_(OPEN_STATUSES)
         )
     ).all()
     for row in rows:
@@ -118,8 +118,10 @@ def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, supers
             status = "superseded"
         elif row.status == "paused":
             status = "cancelled"
+        elif row.status == "breached" or to_utc(now) > to_utc(row.due_at):
+            status = "breached"
         else:
-            status = "met" if to_utc(now) <= to_utc(row.due_at) else "late"
+            status = "met"
         conn.execute(
             update(DEADLINES)
             .where(DEADLINES.c.id == row.id)
