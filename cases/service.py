@@ -31,6 +31,7 @@ from scheduler.calendar import CachedCalendar, covered_years, seed_from_package,
 from scheduler.calendar_file import read_calendar_file
 from scheduler.calendar_file import template as calendar_template
 from scheduler.notify import DeliveryReport, SmtpSettings, deliver, inbox_query
+from scheduler.runner import ensure_job_table
 from scheduler.sweep import Sweeper, SweepReport, recompute_all_provisional
 from workflow import (
     FireResult,
@@ -91,6 +92,7 @@ class DegreeFlow:
     def init_schema(self) -> list[int]:
         """Create the tables and load the official holiday calendar for the years the package covers."""
         create_schema(self.db)
+        ensure_job_table(self.db)
         with transaction(self.db) as conn:
             loaded = seed_from_package(conn, self.clock.now())
         self.calendar.invalidate()
@@ -246,6 +248,7 @@ class DegreeFlow:
                     name=name,
                     role=role,
                     org_id=row.id,
+                    email=email,
                     active=True,
                     created_at=self.clock.now(),
                 )
@@ -260,6 +263,7 @@ class DegreeFlow:
                 USERS.c.name,
                 USERS.c.role,
                 ORGS.c.code.label("org"),
+                USERS.c.email,
                 USERS.c.active,
             )
             .join(ORGS, USERS.c.org_id == ORGS.c.id)

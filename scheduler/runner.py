@@ -17,16 +17,27 @@ JOB_ID = "degreeflow-deadline-sweep"
 log = logging.getLogger("degreeflow.scheduler")
 
 
+def _job_store(db: Engine):  # type: ignore[no-untyped-def]
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    return SQLAlchemyJobStore(engine=db, tablename="apscheduler_jobs")
+
+
+def ensure_job_table(db: Engine) -> None:
+    """Create APScheduler's job table with the rest of the schema, so that two schedulers starting at the same
+    moment do not race to create it."""
+    _job_store(db).jobs_t.create(db, checkfirst=True)
+
+
 def build_scheduler(
     db: Engine, job: str, interval_seconds: int, kwargs: dict[str, Any], *, blocking: bool = True
 ):  # type: ignore[no-untyped-def]
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = kind(
-        jobstores={"default": SQLAlchemyJobStore(engine=db, tablename="apscheduler_jobs")},
+        jobstores={"default": _job_store(db)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone="Asia/Shanghai",
     )

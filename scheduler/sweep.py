@@ -171,9 +171,13 @@ class Sweeper:
         }
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         statement = (
-            dialect.insert(F).values(**values).on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
+            dialect.insert(F)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
+            .returning(F.c.id)
         )
-        return conn.execute(statement).rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT that SQLAlchemy gives a RETURNING clause.
+        return conn.execute(statement).first() is not None
 
     def _org_of_level(self, conn: Connection, row: Any, level: str | None) -> int | None:
         if level == "unit":
@@ -205,26 +209,21 @@ class Sweeper:
         else:
             subject = f"已超期：{case}“{what}”已于 {row.due_date} 到期"
             body = f"{case}的“{what}”（时限 {limit}，由{owner}办理）已于 {due} 到期，尚未办结。"
-        messages = [(self._org_of_level(conn, row, row.owner), subject, body)]
+        messages = [(self._org_of_level(conn, row, row.owner), kind, subject, body)]
         if escalate_to is not None:
+            supervisor = LEVEL_LABELS.get(SUPERVISOR[row.owner] or "", "")
             messages.append(
-                (
-                    escalate_to,
-                    f"超期督办：{case}“{what}”",
-                    body + f" 按规定报上级（{LEVEL_LABELS.get(SUPERVISOR[row.owner] or '', '')}）督办。",
-                )
+                (escalate_to, "escalation", f"超期督办：{case}“{what}”", body + f" 报{supervisor}督办。")
             )
         count = 0
-        for org_id, subject_text, body_text in messages:
+        for org_id, message_kind, subject_text, body_text in messages:
             if org_id is None:
                 continue
             conn.execute(
                 OUTBOX.insert().values(
                     created_at=now,
                     recipient_org_id=org_id,
-                    kind="escalation"
-                    if org_id == escalate_to and subject_text.startswith("超期督办")
-                    else kind,
+                    kind=message_kind,
                     subject=subject_text,
                     body=body_text,
                     case_id=row.case_id,
