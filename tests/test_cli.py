@@ -131,3 +131,37 @@ def test_global_now_sets_the_clock(cli):
     case_id = str(json.loads(opened.stdout)["case_id"])
     shown = json.loads(cli("case", "show", case_id, "--json").stdout)
     assert shown["opened_at"].startswith("2026-12-31T10:00")
+
+
+def test_calendar_commands(cli, tmp_path):
+    due = json.loads(cli("calendar", "due", "2026-09-28", "5", "--working", "--json").stdout)
+    assert (due["due_date"], due["provisional"]) == ("2026-10-10", False)
+    assert "调休上班" in cli("calendar", "is-workday", "2026-02-14").stdout
+    assert "暂定" in cli("calendar", "due", "2026-12-20", "30").stdout
+    bad = cli("calendar", "due", "2026-02-30", "5", ok=False)
+    assert "DATE" in bad.stderr and "YYYY-MM-DD" in bad.stderr
+    template = tmp_path / "2027.csv"
+    cli("calendar", "template", "2027", "-o", str(template))
+    lines = template.read_text(encoding="utf-8").splitlines()
+    template.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # 31 December is missing
+    refused = cli("calendar", "import", str(template), ok=False)
+    assert refused.returncode == 7 and "2027-12-31" in refused.stderr
+    template.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert "已导入 2027 年日历" in cli("calendar", "import", str(template)).stdout
+    years = json.loads(cli("calendar", "years", "--json").stdout)
+    assert years[-1]["year"] == 2027 and years[0]["year"] == 2004
+
+
+def test_deadlines_sweep_and_inbox_commands(cli):
+    cli("demo")
+    due_soon = json.loads(cli("--now", "2026-12-03T09:00", "deadlines", "list", "--due-within", "3", "--json").stdout)
+    assert [(d["case_id"], d["name"]) for d in due_soon] == [(9, "unit_answer")]
+    swept = json.loads(cli("--now", "2026-12-23T09:00", "deadlines", "sweep", "--json").stdout)
+    assert (swept["breaches"], swept["escalations"]) == (3, 3)
+    again = json.loads(cli("--now", "2026-12-23T09:05", "deadlines", "sweep", "--json").stdout)
+    assert again["breaches"] == 0
+    overdue = json.loads(cli("--now", "2026-12-23T09:00", "deadlines", "list", "--overdue", "--org", "10635", "--json").stdout)
+    assert {d["name"] for d in overdue} == {"unit_answer", "total"}
+    assert "超期督办" in cli("inbox", "--as", "prov50").stdout
+    shown = json.loads(cli("--now", "2026-12-23T09:00", "case", "show", "9", "--json").stdout)
+    assert {d["name"]: d["status"] for d in shown["deadlines"]}["unit_answer"] == "breached"
