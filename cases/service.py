@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from cases import registry
+from cases import letters, registry
 from cases.policy import scope
 from cases.vocabulary import (
     CENTER,
@@ -25,7 +25,18 @@ from cases.vocabulary import (
     ROLES_BY_KIND,
     UNIT,
 )
-from db import Case, CaseEvent, Clock, Deadline, Organisation, SystemClock, User, create_schema, transaction
+from db import (
+    Case,
+    CaseEvent,
+    Clock,
+    Deadline,
+    Document,
+    Organisation,
+    SystemClock,
+    User,
+    create_schema,
+    transaction,
+)
 from db.clock import SHANGHAI, end_of_day, to_utc
 from scheduler.calendar import CachedCalendar, covered_years, seed_from_package, store_year
 from scheduler.calendar_file import read_calendar_file
@@ -35,6 +46,7 @@ from scheduler.runner import ensure_job_table
 from scheduler.sweep import Sweeper, SweepReport, recompute_all_provisional
 from workflow import (
     FireResult,
+    Forbidden,
     InvalidPayload,
     NotFound,
     Vocabulary,
@@ -49,6 +61,7 @@ USERS = User.__table__
 CASES = Case.__table__
 EVENTS = CaseEvent.__table__
 DEADLINES = Deadline.__table__
+DOCS = Document.__table__
 
 _NATIONAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 
@@ -80,6 +93,7 @@ class DegreeFlow:
             calculator=self.calendar,
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
+            after_step=(letters.issue_for_step,),
         )
         self.sweeper = Sweeper(
             db,
@@ -137,8 +151,16 @@ class DegreeFlow:
             "provisional": provisional,
         }
 
-    def add_org(self, code: str, name: str, kind: str, parent: str | None = None) -> dict[str, Any]:
-        code, name = code.strip(), name.strip()
+    def add_org(
+        self, code: str, name: str, kind: str, parent: str | None = None, organ_code: str = ""
+    ) -> dict[str, Any]:
+        code, name, organ_code = code.strip(), name.strip(), organ_code.strip()
+        if organ_code and not re.fullmatch(r"[\u4e00-\u9fffA-Za-z0-9]{1,16}", organ_code):
+            raise InvalidPayload(
+                f"字段 organ_code（机关代字）：应为 1-16 个汉字或字母数字（如 渝学位办），收到“{organ_code}”",
+                field="organ_code",
+                rule="organ_code_format",
+            )
         if kind not in LEVELS:
             raise InvalidPayload(
                 f"字段 kind（组织类型）：取值须为 {'、'.join(LEVELS)} 之一，收到“{kind}”",
@@ -194,15 +216,34 @@ class DegreeFlow:
                 )
             org_id = conn.execute(
                 insert(ORGS).values(
-                    code=code, name=name, kind=kind, parent_id=parent_id, created_at=self.clock.now()
+                    code=code,
+                    name=name,
+                    kind=kind,
+                    parent_id=parent_id,
+                    organ_code=organ_code,
+                    created_at=self.clock.now(),
                 )
             ).inserted_primary_key[0]
-        return {"id": org_id, "code": code, "name": name, "kind": kind, "parent": parent}
+        return {
+            "id": org_id,
+            "code": code,
+            "name": name,
+            "kind": kind,
+            "parent": parent,
+            "organ_code": organ_code,
+        }
 
     def list_orgs(self) -> list[dict[str, Any]]:
         parent = ORGS.alias("parent")
         query = (
-            select(ORGS.c.id, ORGS.c.code, ORGS.c.name, ORGS.c.kind, parent.c.code.label("parent"))
+            select(
+                ORGS.c.id,
+                ORGS.c.code,
+                ORGS.c.name,
+                ORGS.c.kind,
+                parent.c.code.label("parent"),
+                ORGS.c.organ_code,
+            )
             .outerjoin(parent, ORGS.c.parent_id == parent.c.id)
             .order_by(ORGS.c.kind, ORGS.c.code)
         )
@@ -466,6 +507,71 @@ class DegreeFlow:
              "case_id": r.case_id, "emailed": r.sent_at is not None and not r.last_error}
             for r in rows
         ]  # fmt: skip
+
+    # -- letters --------------------------------------------------------------------------------------
+    def documents(
+        self, case_id: int | None = None, org: str | None = None, day: date | None = None
+    ) -> list[dict[str, Any]]:
+        query = letters.document_query().order_by(DOCS.c.id)
+        if case_id is not None:
+            query = query.where(DOCS.c.case_id == case_id)
+        if org:
+            query = query.where(ORGS.c.code == org)
+        rows = []
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                issued = to_utc(row.issued_at).astimezone(SHANGHAI)
+                if day is not None and issued.date() != day:
+                    continue
+                rows.append({
+                    "id": row.id, "case_id": row.case_id, "kind": row.kind, "label": letters.KINDS[row.kind].label,
+                    "number": row.number, "title": row.title, "org": row.org_name, "issued_at": _iso(row.issued_at),
+                    "sha256": row.sha256, "replaces_id": row.replaces_id, "event_id": row.event_id,
+                    "template_current": row.template_sha256 == letters.template_sha256(row.kind),
+                })  # fmt: skip
+        return rows
+
+    def document_html(self, document_id: int) -> tuple[dict[str, Any], str]:
+        with self.db.connect() as conn:
+            row = conn.execute(letters.document_query().where(DOCS.c.id == document_id)).first()
+        if row is None:
+            raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
+        return dict(row._mapping), letters.render_html(row.kind, row.context)
+
+    def latest_document(self, case_id: int, kind: str) -> int:
+        if kind not in letters.KINDS:
+            known = "、".join(letters.KINDS)
+            raise NotFound(f"文书类别 {kind} 不存在（可用：{known}）", field="kind", rule="document_kind")
+        issued = [d for d in self.documents(case_id) if d["kind"] == kind]
+        if not issued:
+            case = self.show(case_id)
+            raise NotFound(
+                f"案件 #{case_id}（{case['type_label']}，{case['state_label']}）尚未签发“{letters.KINDS[kind].label}”",
+                field="kind",
+                rule="document_issued",
+            )
+        return int(issued[-1]["id"])
+
+    def reissue(self, document_id: int, as_user: str) -> dict[str, Any]:
+        """A new numbered document with the case's current data, pointing to the one it replaces."""
+        original, _ = self.document_html(document_id)
+        with transaction(self.db) as conn:
+            actor = load_actor(conn, as_user)
+            case = load_case(conn, original["case_id"])
+            issuer_level = letters.KINDS[original["kind"]].issuer
+            allowed = {"unit": actor.org_id == case.org_id, "province": actor.org_id == case.org_parent_id,
+                       "center": actor.org_kind == "center"}[issuer_level]  # fmt: skip
+            if not allowed or not actor.active:
+                raise Forbidden(
+                    f"只有签发机关（{original['org_name']}）的人员可以重新签发文书 {original['number']}",
+                    rule="document_issuer",
+                )
+            issued = letters.issue(
+                conn, original["kind"], case_id=case.id, case_type=case.type, rule_set=case.rule_set,
+                unit_id=case.org_id, payload=case.payload, event_id=None, issued_by=actor.id, now=self.clock.now(),
+                replaces_id=document_id,
+            )  # fmt: skip
+        return {"id": issued["id"], "number": issued["number"], "replaces": original["number"]}
 
     def verify_audit(self, case_id: int | None = None) -> VerifyReport:
         with self.db.connect() as conn:

@@ -19,18 +19,29 @@ from sqlmodel import SQLModel
 
 from db import models  # noqa: F401  (registers the tables)
 
+# The audit trail and issued documents are append-only: the database refuses UPDATE and DELETE.
+_IMMUTABLE = ("case_events", "documents")
 _APPEND_ONLY_SQLITE = [
-    """CREATE TRIGGER IF NOT EXISTS case_events_no_update BEFORE UPDATE ON case_events
-       BEGIN SELECT RAISE(ABORT, 'case_events is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS case_events_no_delete BEFORE DELETE ON case_events
-       BEGIN SELECT RAISE(ABORT, 'case_events is append-only'); END""",
+    statement
+    for table in _IMMUTABLE
+    for statement in (
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END""",
+    )
 ]
 _APPEND_ONLY_PG = [
     """CREATE OR REPLACE FUNCTION degreeflow_append_only() RETURNS trigger AS $$
-       BEGIN RAISE EXCEPTION 'case_events is append-only'; END; $$ LANGUAGE plpgsql""",
-    "DROP TRIGGER IF EXISTS case_events_append_only ON case_events",
-    """CREATE TRIGGER case_events_append_only BEFORE UPDATE OR DELETE ON case_events
-       FOR EACH ROW EXECUTE FUNCTION degreeflow_append_only()""",
+       BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql""",
+] + [
+    statement
+    for table in _IMMUTABLE
+    for statement in (
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION degreeflow_append_only()""",
+    )
 ]
 
 

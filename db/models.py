@@ -23,6 +23,8 @@ class Organisation(SQLModel, table=True):
     name: str = Field(max_length=100)
     kind: str = Field(max_length=16)  # national | center | province | unit
     parent_id: int | None = Field(default=None, foreign_key="organisations.id", index=True)
+    # 机关代字: the organ code in its document numbers, e.g. 渝学位办 in 渝学位办〔2026〕12号
+    organ_code: str = Field(default="", max_length=32)
     created_at: datetime = _ts()
 
 
@@ -175,3 +177,41 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _ts(nullable=True)
     attempts: int = 0
     last_error: str = ""
+
+
+class DocSequence(SQLModel, table=True):
+    """The next document number of an organisation in a year (allocated in the issuing transaction)."""
+
+    __tablename__ = "doc_sequences"
+
+    org_id: int = Field(foreign_key="organisations.id", primary_key=True)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class Document(SQLModel, table=True):
+    """An issued letter or form: immutable, numbered, hashed, tied to the case event that issued it.
+
+    `context` is the document's content (the fields its template prints, fixed at issue); `template_sha256`
+    identifies the template it is printed with; `sha256` covers the kind, number, context and template. A
+    re-issue is a new row with a new number whose `replaces_id` points to the document it replaces.
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("org_id", "year", "seq", name="uq_documents_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    event_id: int | None = Field(default=None, foreign_key="case_events.id")
+    org_id: int = Field(foreign_key="organisations.id", index=True)
+    kind: str = Field(max_length=40)
+    title: str = Field(max_length=200)
+    year: int
+    seq: int
+    number: str = Field(max_length=64)
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    template_sha256: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    issued_at: datetime = _ts()
+    issued_by: int = Field(foreign_key="users.id")
+    replaces_id: int | None = Field(default=None, foreign_key="documents.id")

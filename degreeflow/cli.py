@@ -25,6 +25,7 @@ from cases.service import DegreeFlow
 from cases.vocabulary import LEVELS
 from degreeflow import app as wiring
 from degreeflow import demo as demo_data
+from degreeflow.pdf import FontError
 from scheduler.calendar_file import CalendarFileError
 from workflow import InvalidPayload, WorkflowError
 
@@ -50,6 +51,8 @@ scheduler_app = typer.Typer(help="调度器：定时运行时限扫描。", no_a
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(scheduler_app, name="scheduler")
+letter_app = typer.Typer(help="公文与表格：签发、生成 PDF、当日用印文书合集。", no_args_is_help=True)
+app.add_typer(letter_app, name="letter")
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -95,6 +98,12 @@ def edge(func: F) -> F:
                     f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}"
                 )
             raise typer.Exit(error.exit_code) from None
+        except FontError as error:
+            if OPTIONS.json:
+                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
+            else:
+                err.print(f"[bold red]错误[/] {escape('[missing_glyph]')} {escape(error.message)}")
+            raise typer.Exit(11) from None
         except CalendarFileError as error:
             if OPTIONS.json:
                 out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
@@ -279,10 +288,13 @@ def org_add(
     name: Annotated[str, typer.Argument(help="名称。")],
     kind: Annotated[str, typer.Option("--kind", help="national | center | province | unit")] = "unit",
     parent: Annotated[str | None, typer.Option("--parent", help="学位授予单位所属省级代码。")] = None,
+    organ_code: Annotated[
+        str, typer.Option("--organ-code", help="机关代字（发文字号用），如 渝学位办。")
+    ] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """登记一个组织。"""
-    created = flow().add_org(code, name, kind, parent)
+    created = flow().add_org(code, name, kind, parent, organ_code)
     emit(created, lambda: out.print(f"已登记组织 {created['code']} {created['name']}（{created['kind']}）"))
 
 
@@ -608,6 +620,112 @@ def inbox(
                [[r["at"][:16].replace("T", " "), r["kind"], r["subject"], r["case_id"]] for r in rows])  # fmt: skip
 
     emit(rows, render)
+
+
+# -- letters -----------------------------------------------------------------------------------------------
+def renderer():  # type: ignore[no-untyped-def]
+    from degreeflow.pdf import PdfRenderer
+    from degreeflow.settings import Settings
+
+    settings = Settings()
+    return PdfRenderer(settings.letter_fonts, settings.letter_title_fonts)
+
+
+@letter_app.command("list")
+@edge
+def letter_list(
+    case_id: Annotated[int, typer.Argument(metavar="CASE_ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """列出案件已签发的文书（文号、签发机关、SHA-256）。"""
+    rows = flow().documents(case_id)
+    emit(rows, lambda: _table(f"案件 #{case_id} 的文书", ["#", "类别", "文号", "标题", "签发机关", "签发时间", "替代", "SHA-256"], [
+        [r["id"], r["kind"], r["number"], r["title"], r["org"], (r["issued_at"] or "")[:16].replace("T", " "),
+         r["replaces_id"] or "", r["sha256"][:16] + "…"] for r in rows
+    ]) if rows else out.print(f"案件 #{case_id} 尚无文书。"))  # fmt: skip
+
+
+@letter_app.command("render")
+@edge
+def letter_render(
+    case_id: Annotated[int, typer.Argument(metavar="CASE_ID")],
+    kind: Annotated[
+        str, typer.Argument(metavar="KIND", help="文书类别，如 supplement_application、province_rejection。")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="PDF 文件（默认：文号.pdf）。")
+    ] = None,
+    html: Annotated[bool, typer.Option("--html", help="输出 HTML 而非 PDF。")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """生成案件某类文书（最近一次签发的）的 PDF，供打印、签字、盖章。"""
+    service = flow()
+    document, page = service.document_html(service.latest_document(case_id, kind))
+    target = output or Path(f"{document['number']}.{'html' if html else 'pdf'}")
+    data = page.encode("utf-8") if html else renderer().pdf(page)
+    target.write_bytes(data)
+    info = {"document": document["id"], "number": document["number"], "file": str(target), "bytes": len(data)}
+    emit(info, lambda: out.print(f"已生成 {target}（{document['number']}，{len(data) // 1024} KB）"))
+
+
+@letter_app.command("reissue")
+@edge
+def letter_reissue(
+    document_id: Annotated[int, typer.Argument(metavar="DOCUMENT_ID")],
+    as_user: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """重新签发：按案件当前数据生成新文号的文书，并注明所替代的文书。"""
+    result = flow().reissue(document_id, as_user)
+    emit(result, lambda: out.print(f"已重新签发 {result['number']}（替代 {result['replaces']}）"))
+
+
+@letter_app.command("packet")
+@edge
+def letter_packet(
+    org: Annotated[str, typer.Option("--org", help="签发机关代码。")],
+    day: Annotated[str, typer.Option("--date", help="签发日期 YYYY-MM-DD（默认今天）。")] = "",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="PDF 文件。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """把某机关当日签发的文书合成一个 PDF（首页为用印清单），便于集中打印盖章。"""
+    from rich.progress import Progress
+
+    service = flow()
+    when = _date_arg(day) if day else service.clock.today()
+    documents = service.documents(org=org, day=when)
+    if not documents:
+        raise WorkflowError(f"{org} 在 {when} 没有签发文书", rule="packet_empty")
+    pages = [_cover(org, when, documents)] + [service.document_html(d["id"])[1] for d in documents]
+    pdf = renderer()
+    with Progress(transient=True, disable=OPTIONS.json or not sys.stderr.isatty(), console=err) as progress:
+        task = progress.add_task("正在排版文书", total=len(pages))
+        data = pdf.packet(pages, progress=lambda: progress.advance(task))
+    target = output or Path(f"用印文书-{org}-{when}.pdf")
+    target.write_bytes(data)
+    info = {"file": str(target), "documents": len(documents), "bytes": len(data)}
+    emit(info, lambda: out.print(f"已生成 {target}：{len(documents)} 份文书，{len(data) // 1024} KB"))
+
+
+def _cover(org: str, when: date, documents: list[dict[str, Any]]) -> str:
+    from html import escape as html_escape
+
+    from cases.letters import TEMPLATES
+
+    css = (TEMPLATES / "letters.css").read_text(encoding="utf-8")
+    rows = "".join(
+        f"<tr><td class='num'>{i}</td><td>{html_escape(d['number'])}</td><td>{html_escape(d['title'])}</td>"
+        f"<td class='num'>#{d['case_id']}</td><td></td></tr>"
+        for i, d in enumerate(documents, 1)
+    )
+    return (
+        f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><style>{css}</style></head><body>"
+        f"<section class='form' style='page-break-before: auto'><h2>用印文书清单</h2>"
+        f"<div class='meta'><span>签发机关：{html_escape(documents[0]['org'])}（{html_escape(org)}）</span>"
+        f"<span>日期：{when.year}年{when.month}月{when.day}日</span><span>共 {len(documents)} 份</span></div>"
+        f"<table><thead><tr><th>序号</th><th>文号</th><th>标题</th><th>案件</th><th>用印人签字</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section></body></html>"
+    )
 
 
 # -- audit and definitions ---------------------------------------------------------------------------------

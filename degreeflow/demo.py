@@ -24,6 +24,9 @@ ORGS: list[tuple[str, str, str, str | None]] = [
     ("10611", "重庆大学", "unit", "50"),
     ("10635", "西南大学", "unit", "50"),
 ]
+# 机关代字 of each demo organisation (document numbers such as 渝学位办〔2026〕12号).
+ORGAN_CODES = {"XWB": "学位办", "XWZX": "学位中心", "11": "京学位办", "45": "桂学位办", "50": "渝学位办",
+               "10001": "北大学位", "10593": "西大学位", "10611": "重大学位", "10635": "西南大学位"}  # fmt: skip
 
 USERS: list[tuple[str, str, str, str]] = [
     ("xwb01", "王建国", "officer", "XWB"),
@@ -162,7 +165,7 @@ def seed(flow: DegreeFlow, *, cases: bool = True) -> bool:
         if conn.execute(select(org_table.c.id).where(org_table.c.code == "XWB")).first():
             return False
     for code, name, kind, parent in ORGS:
-        flow.add_org(code, name, kind, parent)
+        flow.add_org(code, name, kind, parent, ORGAN_CODES[code])
     for username, name, role, org in USERS:
         flow.add_user(username, name, role, org)
     if not cases:

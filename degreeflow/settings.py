@@ -33,3 +33,11 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None, description="SMTP login (optional)")
     smtp_password: str | None = Field(default=None, description="SMTP password (optional)")
     smtp_starttls: bool = Field(default=False, description="Use STARTTLS")
+    letter_fonts: str = Field(
+        default='FangSong, "仿宋_GB2312", "Noto Serif CJK SC"',
+        description="Font family stack of letter bodies (the first installed one is used)",
+    )
+    letter_title_fonts: str = Field(
+        default='"方正小标宋简体", "FZXiaoBiaoSong-B05S", "Noto Serif CJK SC"',
+        description="Font family stack of organ marks and titles",
+    )

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from db.clock import SHANGHAI, end_of_day, start_of_day, to_utc
 from db.engine import transaction
 from db.models import Case, Deadline, DeadlineFinding, Organisation, OutboxMessage
+from db.precompiled import Precompiled
 from scheduler.calendar import CachedCalendar
 
 D = Deadline.__table__
@@ -71,6 +72,49 @@ _COLUMNS = (
     O.c.name.label("org_name"),
     O.c.parent_id.label("org_parent_id"),
 )
+
+
+def _flag_statement(flag: Any, breach: bool) -> Any:
+    values: dict[str, Any] = {flag.key: bindparam("v_now", type_=flag.type)}
+    if breach:
+        values["status"] = bindparam("v_status", type_=D.c.status.type)
+    return update(D).where(D.c.id == bindparam("w_id"), flag.is_(None)).values(values)
+
+
+_FINDING_VALUES = {
+    name: bindparam(f"v_{name}", type_=F.c[name].type)
+    for name in ("deadline_id", "case_id", "kind", "at", "escalated_to")
+}
+_OUTBOX_COLUMNS = (
+    "created_at",
+    "recipient_org_id",
+    "kind",
+    "subject",
+    "body",
+    "case_id",
+    "deadline_id",
+    "attempts",
+    "last_error",
+)
+_FLAG = {
+    "breach": Precompiled(_flag_statement(D.c.breached_at, True)),
+    "due_today": Precompiled(_flag_statement(D.c.due_today_at, False)),
+    "reminder": Precompiled(_flag_statement(D.c.reminded_at, False)),
+}
+_RECORD = {
+    name: Precompiled(
+        dialect.insert(F)
+        .values(_FINDING_VALUES)
+        .on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
+        .returning(F.c.id),
+        returning=(F.c.id,),
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_OUTBOX_INSERT = Precompiled(
+    OUTBOX.insert().values({n: bindparam(f"v_{n}", type_=OUTBOX.c[n].type) for n in _OUTBOX_COLUMNS})
+)
+_ORG_OF_KIND = Precompiled(select(O.c.id).where(O.c.kind == bindparam("w_kind")).order_by(O.c.id))
 
 
 class Sweeper:
@@ -131,20 +175,15 @@ class Sweeper:
                 .join_from(D, C, D.c.case_id == C.c.id)
                 .join(O, C.c.org_id == O.c.id)
                 .where(condition)
-                .order_by(D.c.due_at, D.c.id)
+                .order_by(D.c.status, D.c.due_at, D.c.id)
                 .limit(self.batch_size)
             )
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(of=D, skip_locked=True)
             rows = conn.execute(query).all()
             for row in rows:
-                changes: dict[str, Any] = {flag.key: now}
-                if kind == "breach":
-                    changes["status"] = "breached"
                 # The flag update is guarded too: a row another sweep already handled is left alone.
-                flagged = conn.execute(
-                    update(D).where(D.c.id == row.id, flag.is_(None)).values(**changes)
-                ).rowcount
+                flagged = _FLAG[kind].execute(conn, {"w_id": row.id, "v_now": now, "v_status": "breached"})
                 if flagged != 1:
                     continue
                 escalate_to = self._supervisor_org(conn, row) if kind == "breach" else None
@@ -169,15 +208,8 @@ class Sweeper:
             "at": now,
             "escalated_to": escalate_to,
         }
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(F)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["deadline_id", "kind"])
-            .returning(F.c.id)
-        )
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT that SQLAlchemy gives a RETURNING clause.
-        return conn.execute(statement).first() is not None
+        statement = _RECORD["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+        return statement.first(conn, {f"v_{k}": v for k, v in values.items()}) is not None
 
     def _org_of_level(self, conn: Connection, row: Any, level: str | None) -> int | None:
         if level == "unit":
@@ -185,7 +217,8 @@ class Sweeper:
         if level == "province":
             return row.org_parent_id
         if level in ("national", "center"):
-            return conn.execute(select(O.c.id).where(O.c.kind == level).order_by(O.c.id).limit(1)).scalar()
+            found = _ORG_OF_KIND.first(conn, {"w_kind": level})
+            return found[0] if found else None
         return None
 
     def _supervisor_org(self, conn: Connection, row: Any) -> int | None:
@@ -219,16 +252,19 @@ class Sweeper:
         for org_id, message_kind, subject_text, body_text in messages:
             if org_id is None:
                 continue
-            conn.execute(
-                OUTBOX.insert().values(
-                    created_at=now,
-                    recipient_org_id=org_id,
-                    kind=message_kind,
-                    subject=subject_text,
-                    body=body_text,
-                    case_id=row.case_id,
-                    deadline_id=row.id,
-                )
+            _OUTBOX_INSERT.execute(
+                conn,
+                dict(
+                    v_created_at=now,
+                    v_recipient_org_id=org_id,
+                    v_kind=message_kind,
+                    v_subject=subject_text,
+                    v_body=body_text,
+                    v_case_id=row.case_id,
+                    v_deadline_id=row.id,
+                    v_attempts=0,
+                    v_last_error="",
+                ),
             )
             count += 1
         return count

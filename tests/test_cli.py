@@ -154,13 +154,17 @@ def test_calendar_commands(cli, tmp_path):
 
 def test_deadlines_sweep_and_inbox_commands(cli):
     cli("demo")
-    due_soon = json.loads(cli("--now", "2026-12-03T09:00", "deadlines", "list", "--due-within", "3", "--json").stdout)
+    due_soon = json.loads(
+        cli("--now", "2026-12-03T09:00", "deadlines", "list", "--due-within", "3", "--json").stdout
+    )
     assert [(d["case_id"], d["name"]) for d in due_soon] == [(9, "unit_answer")]
     swept = json.loads(cli("--now", "2026-12-23T09:00", "deadlines", "sweep", "--json").stdout)
     assert (swept["breaches"], swept["escalations"]) == (3, 3)
     again = json.loads(cli("--now", "2026-12-23T09:05", "deadlines", "sweep", "--json").stdout)
     assert again["breaches"] == 0
-    overdue = json.loads(cli("--now", "2026-12-23T09:00", "deadlines", "list", "--overdue", "--org", "10635", "--json").stdout)
+    overdue = json.loads(
+        cli("--now", "2026-12-23T09:00", "deadlines", "list", "--overdue", "--org", "10635", "--json").stdout
+    )
     assert {d["name"] for d in overdue} == {"unit_answer", "total"}
     assert "超期督办" in cli("inbox", "--as", "prov50").stdout
     shown = json.loads(cli("--now", "2026-12-23T09:00", "case", "show", "9", "--json").stdout)

@@ -39,6 +39,8 @@ USERS = User.__table__
 ORGS = Organisation.__table__
 
 ScopePolicy = Callable[[Actor, CaseView], str | None]  # a refusal message, or None when in scope
+# Runs inside the step's transaction after its event is written (e.g. to issue the step's letters).
+StepHook = Callable[[Connection, FireContext, Step, int], None]
 
 
 @dataclass
@@ -191,6 +193,7 @@ class WorkflowEngine:
         calculator: timers.DueCalculator,
         clock: Clock | None = None,
         vocabulary: Vocabulary | None = None,
+        after_step: tuple[StepHook, ...] = (),
     ):
         self.db = db
         self.definitions = dict(definitions)
@@ -198,6 +201,7 @@ class WorkflowEngine:
         self.calculator = calculator
         self.clock = clock or SystemClock()
         self.vocabulary = vocabulary or Vocabulary()
+        self.after_step = after_step
 
     # -- queries ----------------------------------------------------------------------------------------
     def definition(self, case_type: str) -> ProcessDefinition:
@@ -435,6 +439,8 @@ class WorkflowEngine:
                 raise Conflict(f"案件 #{case_id} 已被他人修改，请刷新后重试", rule="stale_version")
             for (step, _source, _note, _data), event in zip(steps, events, strict=True):
                 event_id = _insert_event(conn, event)
+                for hook in self.after_step:
+                    hook(conn, ctx, step, event_id)
                 if step.deadlines:
                     timers.apply_effects(
                         conn,

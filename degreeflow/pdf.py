@@ -1,0 +1,177 @@
+"""HTML letters to PDF with WeasyPrint and real CJK fonts.
+
+Fonts come from a configurable family stack (setting DEGREEFLOW_LETTER_FONTS, e.g.
+`FangSong, 仿宋_GB2312, "Noto Serif CJK SC"`), resolved through fontconfig. Before rendering, every character
+of the document is checked against the fonts of the stack that are installed: a character none of them has
+stops the rendering with its name and code point, so a letter never goes out with empty boxes.
+Fonts are loaded once per process (one FontConfiguration, one cmap per font).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from html.parser import HTMLParser
+
+DEFAULT_FONTS = 'FangSong, "仿宋_GB2312", "Noto Serif CJK SC"'
+DEFAULT_TITLE_FONTS = '"方正小标宋简体", "FZXiaoBiaoSong-B05S", "Noto Serif CJK SC"'
+# Characters the stylesheet itself prints (page numbers "— 1 —").
+GENERATED_TEXT = "— 0123456789"
+
+
+class FontError(Exception):
+    code = "missing_glyph"
+
+    def __init__(self, message: str, characters: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.characters = characters
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "rule": "glyph_coverage", "message": self.message}
+
+
+def families(stack: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in stack.split(",") if part.strip().strip("\"'")]
+
+
+@dataclass(frozen=True)
+class ResolvedFont:
+    family: str
+    path: str
+    index: int
+
+
+@cache
+def resolve(family: str) -> ResolvedFont | None:
+    """The installed font file of a family (exact family name), or None."""
+    try:
+        listing = subprocess.run(
+            ["fc-list", f":family={family}:style=Regular", "file", "index", "family"],
+            capture_output=True, text=True, check=False, timeout=20,
+        ).stdout  # fmt: skip
+    except FileNotFoundError:  # pragma: no cover - fontconfig is a WeasyPrint dependency
+        return None
+    for line in sorted(listing.splitlines()):
+        path, _, rest = line.partition(": ")
+        names = rest.split(":")[0].split(",")
+        index = 0
+        for part in rest.split(":"):
+            if part.startswith("index="):
+                index = int(part.removeprefix("index="))
+        if family in [n.strip() for n in names]:
+            return ResolvedFont(family, path, index)
+    return None
+
+
+@cache
+def _cmap(path: str, index: int) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(path, fontNumber=index, lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or {})
+    finally:
+        font.close()
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "title"):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "title"):
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return "".join(parser.parts)
+
+
+class PdfRenderer:
+    def __init__(self, body_fonts: str = DEFAULT_FONTS, title_fonts: str = DEFAULT_TITLE_FONTS):
+        self.body_stack = families(body_fonts)
+        self.title_stack = families(title_fonts)
+        self.fonts = [
+            f for f in (resolve(name) for name in dict.fromkeys(self.body_stack + self.title_stack)) if f
+        ]
+        if not [f for f in self.fonts if f.family in self.body_stack]:
+            raise FontError(
+                f"没有安装字体设置中的任何中文字体（{body_fonts}）。请安装 fonts-noto-cjk（make run 会自动安装）"
+                "或修改 DEGREEFLOW_LETTER_FONTS。"
+            )
+        self._covered: frozenset[int] = frozenset().union(*(_cmap(f.path, f.index) for f in self.fonts))
+        self._font_css = (
+            f"body, .letter, .form, .colophon {{ font-family: {_css_stack(self.body_stack)}; }}\n"
+            f".organ-mark, h1.title, .form h2 {{ font-family: {_css_stack(self.title_stack)}; }}\n"
+            f"@page {{ @bottom-right {{ font-family: {_css_stack(self.body_stack)}; }} "
+            f"@bottom-left {{ font-family: {_css_stack(self.body_stack)}; }} }}"
+        )
+        self._weasy: tuple[object, object] | None = None
+
+    def check_glyphs(self, html: str) -> None:
+        missing = sorted(
+            {
+                ch
+                for ch in visible_text(html) + GENERATED_TEXT
+                if not ch.isspace() and ord(ch) not in self._covered
+            }
+        )
+        if missing:
+            shown = "、".join(f"“{ch}”(U+{ord(ch):04X} {unicodedata.name(ch, '?')})" for ch in missing[:10])
+            raise FontError(
+                f"字体 {'、'.join(f.family for f in self.fonts)} 中没有以下字符的字形，拒绝生成（避免打印空框）：{shown}。"
+                "姓名中的生僻字可按规定写作大写拼音，或安装含该字的字体并加入 DEGREEFLOW_LETTER_FONTS。",
+                "".join(missing),
+            )
+
+    def _engine(self):  # type: ignore[no-untyped-def]
+        if self._weasy is None:
+            logging.getLogger("weasyprint").setLevel(logging.ERROR)
+            logging.getLogger("fontTools").setLevel(logging.ERROR)
+            from weasyprint import CSS
+            from weasyprint.text.fonts import FontConfiguration
+
+            config = FontConfiguration()
+            self._weasy = (config, CSS(string=self._font_css, font_config=config))
+        return self._weasy
+
+    def document(self, html: str):  # type: ignore[no-untyped-def]
+        """A laid-out WeasyPrint document (pages), after the glyph check."""
+        from weasyprint import HTML
+
+        self.check_glyphs(html)
+        config, css = self._engine()
+        return HTML(string=html).render(stylesheets=[css], font_config=config)
+
+    def pdf(self, html: str) -> bytes:
+        return self.document(html).write_pdf()
+
+    def packet(self, htmls: list[str], progress=None) -> bytes:  # type: ignore[no-untyped-def]
+        """Several documents in one PDF (each keeps its own page numbers)."""
+        documents = []
+        for html in htmls:
+            documents.append(self.document(html))
+            if progress is not None:
+                progress()
+        pages = [page for document in documents for page in document.pages]
+        return documents[0].copy(pages).write_pdf()
+
+
+def _css_stack(names: list[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
