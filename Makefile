@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install system-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "degreeflow needs Python >= 3.11"'
@@ -13,7 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+## System packages the letters need on Debian: CJK fonts, HarfBuzz subsetting (fast, small PDFs), pdftoppm (tests).
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils
+system-deps:
+	@missing=""; \
+	fc-list 2>/dev/null | grep -q "Noto Serif CJK SC" || missing="$$missing fonts-noto-cjk"; \
+	ldconfig -p 2>/dev/null | grep -q "libharfbuzz-subset.so.0" || missing="$$missing libharfbuzz-subset0"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing:$$missing"; \
+	    (apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)); \
+	  else \
+	    echo "Please install:$$missing (e.g. sudo apt-get install$$missing)"; \
+	  fi; \
+	fi
 
 ## make run: install, initialise the SQLite database with demo data (once), run the main job
 run: install

@@ -124,9 +124,8 @@ class PhotoLetter(Letter):
 
 @dataclass(frozen=True)
 class ProvinceDecision(Letter):
-    """省级批复（同意）或复函（不同意，附理由）."""
+    """省级批复（同意）或复函（不同意，附理由）; the unit is the main recipient."""
 
-    unit_name: str
     case_label: str
     application_number: str
     approved: bool
@@ -401,14 +400,14 @@ def build_context(
         approved = kind == "province_approval"
         count = len(payload.get("records") or payload.get("changes") or ()) or 1
         what = {"supplement": f"补报 {count} 名学位获得者的学位授予信息",
-                "amendment": f"修改 {_text(payload.get('cert_no')) or '有关'} 学位授予信息",
-                "errata": f"勘误 {_text(payload.get('cert_no')) or '有关'} 学位授予信息关键字段"}.get(case_type, subject)  # fmt: skip
+                "amendment": f"修改学位证书编号为 {_text(payload.get('cert_no')) or '（未填）'} 的学位授予信息",
+                "errata": f"勘误学位证书编号为 {_text(payload.get('cert_no')) or '（未填）'} 的学位授予信息关键字段"}.get(case_type, subject)  # fmt: skip
         application = {"supplement": "supplement_application", "amendment": "amendment_application",
                        "errata": "errata_application"}.get(case_type, "")  # fmt: skip
         return ProvinceDecision(
             **common | {"title": f"关于{unit.name}申请{subject}的{'批复' if approved else '复函'}",
                         "recipient": unit.name},
-            unit_name=unit.name, case_label=subject, application_number=earlier.get(application, ""),
+            case_label=subject, application_number=earlier.get(application, ""),
             approved=approved, reasons=_text(payload.get("reason")) if not approved else "", subject=what,
         )  # fmt: skip
     if kind == "province_filing":
