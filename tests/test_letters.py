@@ -159,7 +159,7 @@ def test_markup_in_data_is_printed_as_text(sqlite_flow, pdf):
     fire(sqlite_flow, case_id, "photo", "submit", "collector", people=people)
     _, html = sqlite_flow.document_html(sqlite_flow.latest_document(case_id, "photo_letter"))
     assert "<script>" not in html and "&lt;script&gt;" in html and "法学&amp;经济学" in html
-    content = _pdf_text(pdf.pdf(html))
+    content = _flat(_pdf_text(pdf.pdf(html)))  # the narrow grid cell may wrap the name
     assert "<script>alert(1)</script>" in content and "法学&经济学" in content
 
 
