@@ -714,7 +714,7 @@ def _cover(org: str, when: date, documents: list[dict[str, Any]]) -> str:
 
     css = (TEMPLATES / "letters.css").read_text(encoding="utf-8")
     rows = "".join(
-        f"<tr><td class='num'>{i}</td><td>{html_escape(d['number'])}</td><td>{html_escape(d['title'])}</td>"
+        f"<tr><td class='num'>{i}</td><td class='code'>{html_escape(d['number'])}</td><td>{html_escape(d['title'])}</td>"
         f"<td class='num'>#{d['case_id']}</td><td></td></tr>"
         for i, d in enumerate(documents, 1)
     )
@@ -723,7 +723,8 @@ def _cover(org: str, when: date, documents: list[dict[str, Any]]) -> str:
         f"<section class='form' style='page-break-before: auto'><h2>用印文书清单</h2>"
         f"<div class='meta'><span>签发机关：{html_escape(documents[0]['org'])}（{html_escape(org)}）</span>"
         f"<span>日期：{when.year}年{when.month}月{when.day}日</span><span>共 {len(documents)} 份</span></div>"
-        f"<table><thead><tr><th>序号</th><th>文号</th><th>标题</th><th>案件</th><th>用印人签字</th></tr></thead>"
+        "<table><thead><tr><th style='width: 8%'>序号</th><th style='width: 26%'>文号</th><th>标题</th>"
+        "<th style='width: 9%'>案件</th><th style='width: 14%'>用印人签字</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></section></body></html>"
     )
 

@@ -169,3 +169,29 @@ def test_deadlines_sweep_and_inbox_commands(cli):
     assert "超期督办" in cli("inbox", "--as", "prov50").stdout
     shown = json.loads(cli("--now", "2026-12-23T09:00", "case", "show", "9", "--json").stdout)
     assert {d["name"]: d["status"] for d in shown["deadlines"]}["unit_answer"] == "breached"
+
+
+def test_letter_commands(cli, tmp_path):
+    cli("demo")
+    listed = json.loads(cli("letter", "list", "1", "--json").stdout)
+    assert [d["kind"] for d in listed] == ["supplement_application", "province_approval", "province_filing"]
+    target = tmp_path / "application.pdf"
+    rendered = json.loads(
+        cli("letter", "render", "1", "supplement_application", "-o", str(target), "--json").stdout
+    )
+    assert rendered["number"] == "西大学位〔2026〕1号" and target.read_bytes().startswith(b"%PDF")
+    missing = cli("letter", "render", "8", "province_filing", ok=False)
+    assert "尚未签发" in missing.stderr
+    again = json.loads(cli("letter", "reissue", str(listed[0]["id"]), "--as", "10593XW02", "--json").stdout)
+    assert again["replaces"] == "西大学位〔2026〕1号" and again["number"] == "西大学位〔2026〕3号"
+    packet = tmp_path / "packet.pdf"
+    made = json.loads(
+        cli("letter", "packet", "--org", "45", "--date", "2026-11-20", "-o", str(packet), "--json").stdout
+    )
+    assert made["documents"] == 2 and packet.stat().st_size > 10_000  # approval and filing of case 1
+    from pypdf import PdfReader
+
+    first_page = "".join(PdfReader(str(packet)).pages[0].extract_text().split())
+    assert "用印文书清单" in first_page and "桂学位办〔2026〕1号" in first_page
+    empty = cli("letter", "packet", "--org", "45", "--date", "2020-01-01", ok=False)
+    assert "没有签发文书" in empty.stderr
