@@ -252,14 +252,21 @@ def template_sha256(kind: str) -> str:
     return digest.hexdigest()
 
 
-def render_html(kind: str, context: Mapping[str, Any]) -> str:
-    """The complete HTML of a document; `context` is the dataclass's fields (as stored)."""
+def stylesheet() -> str:
+    return (TEMPLATES / "letters.css").read_text(encoding="utf-8")
+
+
+def render_html(kind: str, context: Mapping[str, Any], *, inline_css: bool = False) -> str:
+    """The HTML of a document; `context` is the dataclass's fields (as stored).
+
+    The PDF renderer applies `letters.css` itself (parsed once per process); `inline_css=True` embeds it, for
+    an HTML file that stands alone."""
     spec = KINDS[kind]
     fields = {f.name for f in dataclasses.fields(spec.context)}
     missing = fields - set(context)
     if missing:
         raise ValueError(f"{kind}: context lacks {sorted(missing)}")
-    css = (TEMPLATES / "letters.css").read_text(encoding="utf-8")
+    css = stylesheet() if inline_css else ""
     return (
         environment()
         .get_template(spec.template)

@@ -531,12 +531,12 @@ class DegreeFlow:
                 })  # fmt: skip
         return rows
 
-    def document_html(self, document_id: int) -> tuple[dict[str, Any], str]:
+    def document_html(self, document_id: int, *, inline_css: bool = False) -> tuple[dict[str, Any], str]:
         with self.db.connect() as conn:
             row = conn.execute(letters.document_query().where(DOCS.c.id == document_id)).first()
         if row is None:
             raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
-        return dict(row._mapping), letters.render_html(row.kind, row.context)
+        return dict(row._mapping), letters.render_html(row.kind, row.context, inline_css=inline_css)
 
     def latest_document(self, case_id: int, kind: str) -> int:
         if kind not in letters.KINDS:

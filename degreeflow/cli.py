@@ -660,7 +660,7 @@ def letter_render(
 ) -> None:
     """生成案件某类文书（最近一次签发的）的 PDF，供打印、签字、盖章。"""
     service = flow()
-    document, page = service.document_html(service.latest_document(case_id, kind))
+    document, page = service.document_html(service.latest_document(case_id, kind), inline_css=html)
     target = output or Path(f"{document['number']}.{'html' if html else 'pdf'}")
     data = page.encode("utf-8") if html else renderer().pdf(page)
     target.write_bytes(data)
@@ -710,16 +710,13 @@ def letter_packet(
 def _cover(org: str, when: date, documents: list[dict[str, Any]]) -> str:
     from html import escape as html_escape
 
-    from cases.letters import TEMPLATES
-
-    css = (TEMPLATES / "letters.css").read_text(encoding="utf-8")
     rows = "".join(
         f"<tr><td class='num'>{i}</td><td class='code'>{html_escape(d['number'])}</td><td>{html_escape(d['title'])}</td>"
         f"<td class='num'>#{d['case_id']}</td><td></td></tr>"
         for i, d in enumerate(documents, 1)
     )
     return (
-        f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><style>{css}</style></head><body>"
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'></head><body>"
         f"<section class='form' style='page-break-before: auto'><h2>用印文书清单</h2>"
         f"<div class='meta'><span>签发机关：{html_escape(documents[0]['org'])}（{html_escape(org)}）</span>"
         f"<span>日期：{when.year}年{when.month}月{when.day}日</span><span>共 {len(documents)} 份</span></div>"

@@ -62,6 +62,7 @@ def working_set() -> list[int]:
 _WORK_DIR: str | None = None
 
 
+@cache
 def working_copy(font: ResolvedFont) -> str | None:
     """A compact copy of `font` for letters (see the module's doc); None if HarfBuzz's subsetter is missing."""
     global _WORK_DIR
@@ -170,15 +171,16 @@ class PdfRenderer:
                 "或修改 DEGREEFLOW_LETTER_FONTS。"
             )
         self._covered: frozenset[int] = frozenset().union(*(_cmap(f.path, f.index) for f in self.fonts))
-        faces, body, title = [], list(self.body_stack), list(self.title_stack)
+        faces: dict[str, str] = {}
+        body, title = list(self.body_stack), list(self.title_stack)
         for stack in (body, title):
             first = next((f for f in self.fonts if f.family in stack), None)
             copy = working_copy(first) if first else None
-            if copy:
+            if copy and first:
                 alias = f"degreeflow {first.family}"
-                faces.append(f'@font-face {{ font-family: "{alias}"; src: url("file://{copy}"); }}')
+                faces[alias] = f'@font-face {{ font-family: "{alias}"; src: url("file://{copy}"); }}'
                 stack.insert(0, alias)
-        self._font_css = "\n".join(faces) + (
+        self._font_css = "\n".join(faces.values()) + (
             f"\nbody, .letter, .form, .colophon {{ font-family: {_css_stack(body)}; }}\n"
             f".organ-mark, h1.title, .form h2 {{ font-family: {_css_stack(title)}; }}\n"
             f"@page {{ @bottom-right {{ font-family: {_css_stack(body)}; }} "
@@ -209,8 +211,11 @@ class PdfRenderer:
             from weasyprint import CSS
             from weasyprint.text.fonts import FontConfiguration
 
+            from cases.letters import stylesheet
+
             config = FontConfiguration()
-            self._weasy = (config, CSS(string=self._font_css, font_config=config))
+            layout = CSS(string=stylesheet(), font_config=config)
+            self._weasy = (config, [layout, CSS(string=self._font_css, font_config=config)])
         return self._weasy
 
     def document(self, html: str):  # type: ignore[no-untyped-def]
@@ -218,8 +223,8 @@ class PdfRenderer:
         from weasyprint import HTML
 
         self.check_glyphs(html)
-        config, css = self._engine()
-        return HTML(string=html).render(stylesheets=[css], font_config=config)
+        config, stylesheets = self._engine()
+        return HTML(string=html).render(stylesheets=stylesheets, font_config=config)
 
     def pdf(self, html: str) -> bytes:
         return self.document(html).write_pdf()

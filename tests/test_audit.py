@@ -11,9 +11,10 @@ from tests.helpers import fire, open_case
 
 
 def _walk_photo(flow):
-    case_id = open_case(flow, "photo")
-    fire(flow, case_id, "photo", "submit", "collector")
-    fire(flow, case_id, "photo", "acknowledge", "province")
+    """Three events and no documents (a non-key errata), so events can be tampered with in isolation."""
+    case_id = open_case(flow, "errata")
+    fire(flow, case_id, "errata", "submit", "collector")
+    fire(flow, case_id, "errata", "confirm", "verifier")
     return case_id
 
 
