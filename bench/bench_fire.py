@@ -8,10 +8,11 @@ What is measured
   collector, with a Form 4 payload) on each case and then ``acknowledge`` (province) on each case, so every
   transition is one ``fire`` call and one transaction. Each ``fire`` does everything it does in production:
   load the case and the actor, check permissions, validate the payload, run the ``transitions`` machine,
-  hash the audit event, update the case (guarded by ``version``), insert the event, and close deadlines
-  when the case reaches a terminal state.
+  hash the audit event, update the case (guarded by ``version``), insert the event, issue the photo letter
+  on ``submit`` (document number and document row), and close deadlines when the case reaches a terminal state.
 * ``raw_per_s``: the same writes a transition makes (one ``UPDATE cases ... WHERE id = ? AND version = ?``
-  and one ``INSERT INTO case_events`` with the same columns and similar values), each transition in its own
+  and one ``INSERT INTO case_events`` with the same columns and similar values; on ``submit`` also the
+  document-number upsert and the document row), each transition in its own
   ``BEGIN IMMEDIATE ... COMMIT``, issued directly through the stdlib ``sqlite3`` module on a separate fresh
   file with the same schema (made by ``db.engine.create_schema``) and the same pragmas (WAL,
   synchronous=FULL, foreign_keys=ON). This is the ceiling set by SQLite and the disk (one WAL fsync per
@@ -146,8 +147,8 @@ def bench_raw(workdir: Path, n: int) -> dict[str, float]:
         genesis = "0" * 64
         cur.execute("BEGIN IMMEDIATE")
         cur.execute(
-            "INSERT INTO organisations (code, name, kind, parent_id, created_at) VALUES (?, ?, ?, ?, ?)",
-            (UNIT, "广西大学", "unit", None, stamp),
+            "INSERT INTO organisations (code, name, kind, parent_id, created_at, organ_code) VALUES (?, ?, ?, ?, ?, ?)",
+            (UNIT, "广西大学", "unit", None, stamp, "西大学位"),
         )
         org_id = cur.lastrowid
         cur.execute(
@@ -175,6 +176,23 @@ def bench_raw(workdir: Path, n: int) -> dict[str, float]:
             'INSERT INTO case_events (case_id, seq, at, actor_id, actor_name, "trigger", from_state, to_state,'
             " note, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        # A submit also issues the photo letter: the number upsert and the document row, as the engine does.
+        number_sql = (
+            "INSERT INTO doc_sequences (org_id, year, last) VALUES (?, ?, 1) ON CONFLICT (org_id, year)"
+            " DO UPDATE SET last = doc_sequences.last + 1 RETURNING last"
+        )
+        document_sql = (
+            "INSERT INTO documents (case_id, event_id, org_id, kind, title, year, seq, number, context,"
+            " template_sha256, sha256, issued_at, issued_by, replaces_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        )
+        letter_context = json.dumps(
+            {
+                "title": "关于补报学位获得者电子照片的函",
+                "people": SUBMIT_PAYLOAD["people"],
+                "padding": "x" * 900,
+            }
+        )  # about the size of a stored letter context
         # (trigger, from, to, event payload, closes the case, version before, seq after)
         phases = [
             ("submit", "draft", "filed", merged, False, 1, 2, case_ids),
@@ -208,6 +226,12 @@ def bench_raw(workdir: Path, n: int) -> dict[str, float]:
                     (case_id, seq, now, user_id, "黄海燕", trigger, source, dest, "", event_payload,
                      hashes[seq - 2], hashes[seq - 1]),
                 )  # fmt: skip
+                if trigger == "submit":
+                    event_id = cur.lastrowid
+                    number = cur.execute(number_sql, (org_id, 2026)).fetchone()[0]
+                    cur.execute(document_sql, (case_id, event_id, org_id, "photo_letter", "关于补报学位获得者电子照片的函",
+                                               2026, number, f"西大学位〔2026〕{number}号", letter_context, hashes[0],
+                                               hashes[1], now, user_id, None)).fetchone()  # fmt: skip
                 cur.execute("COMMIT")
                 done += 1
         end = time.perf_counter()

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -28,6 +29,7 @@ from cases.record import RECORD_FIELDS
 from cases.vocabulary import CENTER, NATIONAL
 from db.clock import SHANGHAI
 from db.models import DocSequence, Document, Organisation
+from db.precompiled import Precompiled
 from workflow import FireContext, Step, parse_date
 from workflow.audit import canonical_json
 
@@ -296,12 +298,62 @@ class Parties:
         }[level]
 
 
+# Issuing runs inside transitions: its statements are built once (see db.precompiled).
+_ORG_FIELDS = ("id", "code", "name", "kind", "parent_id", "organ_code")
+_PARENT = ORGS.alias("parent")
+_UNIT_AND_PROVINCE = Precompiled(
+    select(*(ORGS.c[f] for f in _ORG_FIELDS), *(_PARENT.c[f].label(f"p_{f}") for f in _ORG_FIELDS))
+    .select_from(ORGS.outerjoin(_PARENT, ORGS.c.parent_id == _PARENT.c.id))
+    .where(ORGS.c.id == bindparam("w_unit"))
+)
+_NATIONAL_LEVELS = Precompiled(
+    select(*(ORGS.c[f] for f in _ORG_FIELDS))
+    .where(ORGS.c.kind.in_([literal_column(f"'{NATIONAL}'"), literal_column(f"'{CENTER}'")]))
+    .order_by(ORGS.c.kind, ORGS.c.id)
+)
+_EARLIER = Precompiled(
+    select(DOCS.c.kind, DOCS.c.number).where(DOCS.c.case_id == bindparam("w_case")).order_by(DOCS.c.id)
+)
+_DOC_COLUMNS = ("case_id", "event_id", "org_id", "kind", "title", "year", "seq", "number", "context",
+                "template_sha256", "sha256", "issued_at", "issued_by", "replaces_id")  # fmt: skip
+_INSERT_DOC = Precompiled(
+    insert(DOCS)
+    .values({c: bindparam(f"v_{c}", type_=DOCS.c[c].type) for c in _DOC_COLUMNS})
+    .returning(DOCS.c.id),
+    returning=(DOCS.c.id,),
+)
+_NEXT_NUMBER = {
+    name: Precompiled(
+        dialect.insert(SEQS)
+        .values(org_id=bindparam("v_org"), year=bindparam("v_year"), last=bindparam("v_first"))
+        .on_conflict_do_update(
+            index_elements=["org_id", "year"], set_={"last": SEQS.c.last + literal_column("1")}
+        )
+        .returning(SEQS.c.last),
+        returning=(SEQS.c.last,),
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+# Kinds whose text cites documents issued earlier on the case.
+_CITES_EARLIER = {"province_approval", "province_rejection", "province_filing"}
+
+
 def _parties(conn: Connection, unit_id: int) -> Parties:
-    unit = conn.execute(select(ORGS).where(ORGS.c.id == unit_id)).one()
-    province = conn.execute(select(ORGS).where(ORGS.c.id == unit.parent_id)).first()
-    national = conn.execute(select(ORGS).where(ORGS.c.kind == NATIONAL).order_by(ORGS.c.id).limit(1)).first()
-    center = conn.execute(select(ORGS).where(ORGS.c.kind == CENTER).order_by(ORGS.c.id).limit(1)).first()
-    return Parties(unit, province, national, center)
+    row = _UNIT_AND_PROVINCE.first(conn, {"w_unit": unit_id})
+    if row is None:
+        raise LookupError(f"organisation {unit_id} not found")
+    unit = SimpleNamespace(**dict(zip(_ORG_FIELDS, row[: len(_ORG_FIELDS)], strict=True)))
+    province_values = row[len(_ORG_FIELDS) :]
+    province = (
+        SimpleNamespace(**dict(zip(_ORG_FIELDS, province_values, strict=True)))
+        if province_values[0]
+        else None
+    )
+    found: dict[str, Any] = {}
+    for values in _NATIONAL_LEVELS.all(conn, {}):
+        org = SimpleNamespace(**dict(zip(_ORG_FIELDS, values, strict=True)))
+        found.setdefault(org.kind, org)
+    return Parties(unit, province, found.get(NATIONAL), found.get(CENTER))
 
 
 def _name(org: Any, fallback: str) -> str:
@@ -448,12 +500,10 @@ def build_context(
 # -- issuing -------------------------------------------------------------------------------------------------
 def allocate_number(conn: Connection, org_id: int, year: int) -> int:
     """The next number of an organisation's year, atomically (an upsert that locks the sequence row)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(SEQS).values(org_id=org_id, year=year, last=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=["org_id", "year"], set_={"last": SEQS.c.last + 1}
-    ).returning(SEQS.c.last)
-    return int(conn.execute(statement).scalar_one())
+    statement = _NEXT_NUMBER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    row = statement.first(conn, {"v_org": org_id, "v_year": year, "v_first": 1})
+    assert row is not None
+    return int(row[0])
 
 
 def issue(
@@ -479,10 +529,7 @@ def issue(
     seq = allocate_number(conn, issuer.id, today.year)
     number = doc_number(issuer.organ_code or issuer.code, today.year, seq)
     earlier = {
-        row.kind: row.number
-        for row in conn.execute(
-            select(DOCS.c.kind, DOCS.c.number).where(DOCS.c.case_id == case_id).order_by(DOCS.c.id)
-        )
+        row[0]: row[1] for row in (_EARLIER.all(conn, {"w_case": case_id}) if kind in _CITES_EARLIER else [])
     }
     context = dataclasses.asdict(
         build_context(
@@ -504,7 +551,9 @@ def issue(
         "sha256": document_hash(kind, number, context, template_hash), "issued_at": now, "issued_by": issued_by,
         "replaces_id": replaces_id,
     }  # fmt: skip
-    values["id"] = conn.execute(insert(DOCS).values(**values).returning(DOCS.c.id)).scalar_one()
+    inserted = _INSERT_DOC.first(conn, {f"v_{c}": values[c] for c in _DOC_COLUMNS})
+    assert inserted is not None
+    values["id"] = int(inserted[0])
     return values
 
 

@@ -94,6 +94,18 @@ class Precompiled:
         finally:
             cursor.close()
 
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a query; returns all its rows, processed."""
+        cursor, compiled = self._run(conn, params)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [
+            tuple(p(v) if p is not None else v for p, v in zip(compiled.results, row, strict=True))
+            for row in rows
+        ]
+
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run a query (or a write with RETURNING); returns its first row, processed, or None."""
         cursor, compiled = self._run(conn, params)
