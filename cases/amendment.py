@@ -58,7 +58,12 @@ DEFINITION = ProcessDefinition(
     steps=(
         Step(
             "submit", "draft", "applied", (UNIT,), label="提交修改申请",
-            requires=(changes_rule(), FieldRule("proofs", "证明材料（身份证件、学位证书复印件等）", kind="list")),
+            requires=(
+                FieldRule("name", "学位获得者姓名"),
+                FieldRule("cert_no", "学位证书编号"),
+                changes_rule(),
+                FieldRule("proofs", "证明材料（身份证件、学位证书复印件等）", kind="list"),
+            ),
             guards=(before_platform,),
             deadlines=(DeadlineEffect("start", "province_opinion", 30, label="省级提出修改意见", owner=PROVINCE),),
         ),

@@ -59,8 +59,18 @@ def _demo_cases(today: Any) -> list[tuple[str, str, str, dict[str, Any]]]:
     decided = (today - timedelta(days=2)).isoformat()
     return [
         ("supplement", "10593", "collector", {}),
-        ("amendment", "10611", "collector", {"cert_no": "1061142019000123", "conferral_date": "2019-06-30"}),
-        ("amendment", "10001", "collector", {"cert_no": "1000142018000456", "conferral_date": "2018-07-01"}),
+        (
+            "amendment",
+            "10611",
+            "collector",
+            {"cert_no": "1061142019000123", "conferral_date": "2019-06-30", "name": "刘洋"},
+        ),
+        (
+            "amendment",
+            "10001",
+            "collector",
+            {"cert_no": "1000142018000456", "conferral_date": "2018-07-01", "name": "陈思远"},
+        ),
         ("errata", "10635", "collector", {"cert_no": "1063542025000789", "conferral_date": "2025-06-20"}),
         (
             "revocation",

@@ -41,7 +41,7 @@ UNIT = {
 }
 OPEN_DATA: dict[str, dict[str, Any]] = {
     "supplement": {},
-    "amendment": {"cert_no": "1061142019000123", "conferral_date": "2019-06-30"},
+    "amendment": {"cert_no": "1061142019000123", "conferral_date": "2019-06-30", "name": "刘洋"},
     "errata": {"cert_no": "1063542025000789", "conferral_date": "2025-06-20"},
     "revocation": {
         "cert_no": "1063542021000321",
