@@ -81,6 +81,20 @@ NoteOpt = Annotated[str, typer.Option("--note", "-n", help="备注（驳回、�
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _fail(error: dict[str, Any], exit_code: int) -> typer.Exit:
+    """Print one error (a line on stderr, or JSON with a stable `code`) and return the exit to raise."""
+    if OPTIONS.json:
+        out.print_json(json.dumps({"error": error}, ensure_ascii=False))
+    else:
+        tag = (
+            f"[{error['code']}/{error['rule']}]"
+            if error.get("rule") != error["code"]
+            else f"[{error['code']}]"
+        )
+        err.print(f"[bold red]错误[/] {escape(tag)} {escape(error['message'])}")
+    return typer.Exit(exit_code)
+
+
 def edge(func: F) -> F:
     """Translate domain errors into one readable line (or JSON) and a non-zero exit code."""
 
@@ -91,38 +105,15 @@ def edge(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except WorkflowError as error:
-            if OPTIONS.json:
-                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
-            else:
-                err.print(
-                    f"[bold red]错误[/] {escape(f'[{error.code}/{error.rule}]')} {escape(error.message)}"
-                )
-            raise typer.Exit(error.exit_code) from None
+            raise _fail(error.to_dict(), error.exit_code) from None
         except FontError as error:
-            if OPTIONS.json:
-                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
-            else:
-                err.print(f"[bold red]错误[/] {escape('[missing_glyph]')} {escape(error.message)}")
-            raise typer.Exit(11) from None
+            raise _fail(error.to_dict(), 11) from None
         except CalendarFileError as error:
-            if OPTIONS.json:
-                out.print_json(json.dumps({"error": error.to_dict()}, ensure_ascii=False))
-            else:
-                err.print(f"[bold red]错误[/] {escape('[invalid_calendar]')} {escape(error.message)}")
-            raise typer.Exit(7) from None
+            raise _fail(error.to_dict(), 7) from None
         except SQLAlchemyError as error:
             detail = getattr(error, "orig", None) or error
             message = f"数据库错误：{detail}（未做任何修改）"
-            if OPTIONS.json:
-                out.print_json(
-                    json.dumps(
-                        {"error": {"code": "database_error", "rule": "database", "message": message}},
-                        ensure_ascii=False,
-                    )
-                )
-            else:
-                err.print(f"[bold red]错误[/] {escape('[database_error]')} {escape(message)}")
-            raise typer.Exit(10) from None
+            raise _fail({"code": "database_error", "rule": "database", "message": message}, 10) from None
 
     return wrapper  # type: ignore[return-value]
 
