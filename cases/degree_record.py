@@ -1,0 +1,282 @@
+"""The degree record (学位授予信息) and its checks (DOMAIN.md §5, seed 003 part 4 filling rules 1-27, seed 002 art. 9).
+
+Each check yields a `Problem` with a stable code, the field (English key) and a message in Chinese naming the
+column as users know it. `check_record` checks one record; `check_batch` adds the rules that span records (one
+conferral date per batch, double bachelor's pairs, duplicate certificate numbers). A record with a problem is
+never stored as filed (the registry that stores records comes with the rest of issue #5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+# (key, column name in files, required)
+FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("name", "姓名", True),
+    ("gender", "性别", True),
+    ("birth_date", "出生日期", True),
+    ("ethnicity", "民族", False),
+    ("id_type", "身份证件类型", True),
+    ("id_number", "身份证件号码", True),
+    ("country", "国家或地区", True),
+    ("candidate_no", "考生号", False),
+    ("training_unit_code", "培养单位码", True),
+    ("training_unit", "培养单位", True),
+    ("major_code", "学科/专业代码", False),
+    ("major", "学科/专业名称", True),
+    ("unit_code", "学位授予单位码", True),
+    ("unit_name", "学位授予单位", True),
+    ("president", "学位授予单位校长姓名", True),
+    ("committee_chair", "学位评定委员会主席姓名", True),
+    ("degree_type_code", "学位类别码", True),
+    ("degree_type", "学位类别", True),
+    ("conferral_date", "获学位日期", True),
+    ("cert_no", "学位证书编号", True),
+    ("supervisors", "导师姓名", False),
+    ("thesis_type", "论文类型", True),
+    ("thesis_title", "论文题目", False),
+    ("thesis_keywords", "论文关键词", False),
+    ("topic_source", "论文选题来源", False),
+    ("research_directions", "论文研究方向", False),
+    ("thesis_language", "论文撰写语种", False),
+    ("graduation_date", "毕业日期", False),
+    ("study_form", "学习方式", False),
+    ("enrolment_date", "入学日期", False),
+    ("student_no", "学号", False),
+)
+COLUMN = {key: column for key, column, _ in FIELDS}
+KEY_OF_COLUMN = {column: key for key, column, _ in FIELDS}
+
+# GB/T 3304-1991: the 56 ethnic groups; anything else is 其他.
+ETHNICITIES = frozenset(
+    "汉族 蒙古族 回族 藏族 维吾尔族 苗族 彝族 壮族 布依族 朝鲜族 满族 侗族 瑶族 白族 土家族 哈尼族 哈萨克族 傣族 黎族 傈僳族 "
+    "佤族 畲族 高山族 拉祜族 水族 东乡族 纳西族 景颇族 柯尔克孜族 土族 达斡尔族 仫佬族 羌族 布朗族 撒拉族 毛南族 仡佬族 锡伯族 "
+    "阿昌族 普米族 塔吉克族 怒族 乌孜别克族 俄罗斯族 鄂温克族 德昂族 保安族 裕固族 京族 塔塔尔族 独龙族 鄂伦春族 赫哲族 门巴族 "
+    "珞巴族 基诺族".split()
+) | {"其他"}
+RESIDENT_ID = "中华人民共和国居民身份证"
+ID_TYPES = frozenset({
+    RESIDENT_ID, "港澳居民来往内地通行证", "台湾居民来往大陆通行证", "港澳居民居住证", "台湾居民居住证",
+    "外国人永久居留身份证", "护照", "华侨护照", "其他",
+})  # fmt: skip
+THESIS_TYPES = {
+    "postgraduate": frozenset({"基础研究", "应用研究", "其他", "无"}),
+    "bachelor": frozenset({"毕业论文", "毕业设计", "涉密论文", "其他", "无"}),
+}
+TOPIC_SOURCES = frozenset({
+    "国家重点研发计划项目", "国家社科规划、基金项目", "国家自然科学基金项目", "中央、国家机关部门项目",
+    "教育部人文、社会科学研究项目", "省（自治区、直辖市）项目", "国际合作研究项目", "与港、澳、台合作研究项目",
+    "企、事业单位委托项目", "外资项目", "国防项目", "学校自选项目", "非立项", "其他",
+})  # fmt: skip
+THESIS_FIELDS = ("thesis_title", "thesis_keywords", "topic_source", "research_directions", "thesis_language")
+# Level digit of the certificate number (学位〔2015〕18号): 2 doctor, 3 master, 4 bachelor.
+LEVEL_DIGIT = {"doctor": "2", "master": "3", "bachelor": "4"}
+LEVEL_NAMES = {"doctor": "博士", "master": "硕士", "bachelor": "学士"}
+_SEPARATORS = re.compile(r"[;；]")
+_DATE = re.compile(r"^\d{8}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    field: str
+    message: str
+    row: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "column": COLUMN.get(self.field, self.field),
+                "code": self.code, "message": self.message}  # fmt: skip
+
+
+def degree_level(degree_type: str) -> str | None:
+    for level, name in LEVEL_NAMES.items():
+        if name in degree_type:
+            return level
+    return None
+
+
+def parse_yyyymmdd(value: str) -> date | None:
+    if not _DATE.match(value):
+        return None
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
+
+
+def normalise(record: Mapping[str, Any]) -> dict[str, str]:
+    """Accept Chinese column names or English keys; strip every value to text."""
+    out: dict[str, str] = {}
+    for key, value in record.items():
+        field = KEY_OF_COLUMN.get(str(key).strip(), str(key).strip())
+        out[field] = "" if value is None else str(value).strip()
+    return out
+
+
+def check_record(record: Mapping[str, Any], row: int | None = None) -> list[Problem]:
+    r = normalise(record)
+    problems: list[Problem] = []
+
+    def bad(code: str, field: str, message: str) -> None:
+        problems.append(Problem(code, field, f"{COLUMN.get(field, field)}：{message}", row))
+
+    for key, _column, required in FIELDS:
+        if required and not r.get(key):
+            bad("required", key, "必须填写")
+    # Names: as on the ID document; characters no font has are written as upper-case pinyin without tones.
+    name = r.get("name", "")
+    if name and not re.fullmatch(r"[\u3400-\u9fff\U00020000-\U0003134F·]+|[A-Z][A-Z ,.'-]*", name):
+        bad("name_format", "name", f"应与身份证件上的姓名一致（汉字，或大写拼音/护照姓名），收到“{name}”")
+    gender = r.get("gender", "")
+    if gender and gender not in ("男", "女"):
+        bad("gender", "gender", f"应为“男”或“女”，收到“{gender}”")
+    dates: dict[str, date | None] = {}
+    for key in ("birth_date", "conferral_date", "graduation_date", "enrolment_date"):
+        value = r.get(key, "")
+        if value:
+            dates[key] = parse_yyyymmdd(value)
+            if dates[key] is None:
+                bad("date_format", key, f"日期格式应为 CCYYMMDD（如 20240630），收到“{value}”")
+    id_type, id_number = r.get("id_type", ""), r.get("id_number", "")
+    if id_type and id_type not in ID_TYPES:
+        bad("id_type", "id_type", f"应为{'、'.join(sorted(ID_TYPES - {'其他'}))}或“其他”，收到“{id_type}”")
+    if id_type == RESIDENT_ID and id_number:
+        try:
+            ric.validate(id_number)
+        except ValidationError as error:
+            bad(
+                "id_number",
+                "id_number",
+                f"不是有效的居民身份证号码（18位，含校验码）：{_stdnum_reason(error)}",
+            )
+        else:
+            born = ric.get_birth_date(id_number)
+            if dates.get("birth_date") and dates["birth_date"] != born:
+                bad("birth_date_mismatch", "birth_date", f"与身份证件号码中的出生日期 {born:%Y%m%d} 不一致")
+            expected = "男" if int(ric.compact(id_number)[16]) % 2 else "女"
+            if gender in ("男", "女") and gender != expected:
+                bad("gender_mismatch", "gender", f"与身份证件号码第17位（顺序码）所示性别“{expected}”不一致")
+    international = id_type in ("护照", "外国人永久居留身份证") and r.get("country", "") not in ("", "中国")
+    ethnicity = r.get("ethnicity", "")
+    if ethnicity and ethnicity not in ETHNICITIES:
+        bad("ethnicity", "ethnicity", f"应为 GB/T 3304 的56个民族名称之一或“其他”，收到“{ethnicity}”")
+    if not ethnicity and not international:
+        bad("required", "ethnicity", "必须填写（国际学生不填）")
+    if ethnicity and international:
+        bad("ethnicity_international", "ethnicity", "国际学生不填民族")
+    # Certificate number: 16 digits = unit code (5) + level digit + conferral year (4) + sequence (6).
+    cert, unit_code = r.get("cert_no", ""), r.get("unit_code", "")
+    level = degree_level(r.get("degree_type", ""))
+    conferral = dates.get("conferral_date")
+    if unit_code and not re.fullmatch(r"\d{5}", unit_code):
+        bad("unit_code", "unit_code", f"学位授予单位码应为5位数字，收到“{unit_code}”")
+    if cert:
+        if unit_code and not cert.startswith(unit_code):
+            bad("cert_unit", "cert_no", f"前5位应为学位授予单位码 {unit_code}，收到“{cert}”")
+        if re.fullmatch(r"\d{16}", cert):
+            if level and cert[5] != LEVEL_DIGIT[level]:
+                bad("cert_level", "cert_no",
+                    f"第6位（学位级别）应为 {LEVEL_DIGIT[level]}（{LEVEL_NAMES[level]}），收到“{cert[5]}”")  # fmt: skip
+            if conferral and cert[6:10] != f"{conferral.year:04d}":
+                bad("cert_year", "cert_no", f"第7-10位（授予年份）应为 {conferral.year}，收到“{cert[6:10]}”")
+        elif re.fullmatch(r"[0-9A-Za-z]{16}", cert) and conferral and conferral.year < 2016:
+            pass  # numbers issued before 学位〔2015〕18号 took effect may carry letters: accepted
+        else:
+            bad("cert_format", "cert_no", f"应为16位数字（学位〔2015〕18号），收到“{cert}”")
+    if conferral and dates.get("graduation_date") and conferral < dates["graduation_date"]:  # type: ignore[operator]
+        bad("conferral_before_graduation", "conferral_date", "不应早于毕业日期")
+    # Thesis.
+    thesis_type = r.get("thesis_type", "")
+    if thesis_type and level:
+        allowed = THESIS_TYPES["bachelor" if level == "bachelor" else "postgraduate"]
+        if thesis_type not in allowed:
+            bad("thesis_type", "thesis_type",
+                f"{LEVEL_NAMES[level]}应选填{'、'.join(sorted(allowed))}，收到“{thesis_type}”")  # fmt: skip
+    if thesis_type == "无":
+        for key in THESIS_FIELDS:
+            if r.get(key):
+                bad("thesis_not_empty", key, "论文类型为“无”时不填")
+    elif thesis_type:
+        if not r.get("thesis_title"):
+            bad("required", "thesis_title", "必须填写（论文类型不为“无”）")
+        source = r.get("topic_source", "")
+        if source and source not in TOPIC_SOURCES:
+            bad("topic_source", "topic_source", f"应按选题来源表选填或填写“其他”，收到“{source}”")
+        directions = [d for d in _SEPARATORS.split(r.get("research_directions", "")) if d.strip()]
+        if len(directions) > 2:
+            bad("research_directions", "research_directions", f"至多填2个方向，收到 {len(directions)} 个")
+    for key in ("supervisors", "thesis_keywords"):
+        value = r.get(key, "")
+        if value and re.search(r"[,，、]", value):
+            bad("separator", key, "多个值须用中文或英文分号分隔")
+    return problems
+
+
+def check_batch(records: Iterable[Mapping[str, Any]], first_row: int = 2) -> list[Problem]:
+    """Per-record checks plus the rules across a batch (row numbers as in a file with one header line)."""
+    rows = [normalise(record) for record in records]
+    problems = [p for index, record in enumerate(rows) for p in check_record(record, first_row + index)]
+    seen: dict[str, int] = {}
+    for index, record in enumerate(rows):
+        cert = record.get("cert_no", "")
+        if cert and cert in seen:
+            problems.append(Problem("duplicate_cert_no", "cert_no",
+                                    f"学位证书编号：{cert} 与第 {seen[cert]} 行重复", first_row + index))  # fmt: skip
+        seen.setdefault(cert, first_row + index)
+    dates = {r.get("conferral_date", "") for r in rows if r.get("conferral_date")}
+    if len(dates) > 1:
+        problems.append(Problem("batch_conferral_date", "conferral_date",
+                                f"获学位日期：同一批次应为同一日期，收到 {'、'.join(sorted(dates))}"))  # fmt: skip
+    # A double bachelor's degree is two records differing only in degree type (code and name) and cert number.
+    by_person: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for record in rows:
+        if degree_level(record.get("degree_type", "")) == "bachelor":
+            by_person.setdefault((record.get("id_type", ""), record.get("id_number", "")), []).append(record)
+    ignored = {"degree_type_code", "degree_type", "cert_no", "major_code", "major", "thesis_title",
+               "thesis_keywords", "thesis_type", "topic_source", "research_directions", "supervisors"}  # fmt: skip
+    for (_, id_number), group in by_person.items():
+        if len(group) < 2:
+            continue
+        if len(group) > 2:
+            problems.append(
+                Problem(
+                    "double_bachelor",
+                    "id_number",
+                    f"身份证件号码：{id_number} 有 {len(group)} 条学士记录（双学士至多2条）",
+                )
+            )
+            continue
+        first, second = group
+        if first.get("degree_type_code") == second.get("degree_type_code"):
+            problems.append(
+                Problem(
+                    "double_bachelor",
+                    "degree_type_code",
+                    f"学位类别码：{id_number} 的两条学士记录学位类别相同",
+                )
+            )
+        differing = sorted(
+            k for k in set(first) | set(second) if k not in ignored and first.get(k) != second.get(k)
+        )
+        if differing:
+            columns = "、".join(COLUMN.get(k, k) for k in differing)
+            problems.append(
+                Problem(
+                    "double_bachelor",
+                    differing[0],
+                    f"双学士的两条记录只能在学位类别上不同，{id_number} 的 {columns} 也不同",
+                )
+            )
+    return problems
+
+
+def _stdnum_reason(error: ValidationError) -> str:
+    return {"InvalidChecksum": "校验码错误", "InvalidLength": "长度应为18位", "InvalidFormat": "格式不正确",
+            "InvalidComponent": "出生日期或地区码不正确"}.get(type(error).__name__, str(error))  # fmt: skip
