@@ -18,7 +18,8 @@ from cases.record import cert_no_of_unit
 from cases.vocabulary import CENTER, UNIT
 from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step
 
-Comparator = Callable[[Connection, Mapping[str, Any]], bool]
+# A comparator answers True/False, or (match, the fields that differ) to show on the verification form.
+Comparator = Callable[[Connection, Mapping[str, Any]], bool | tuple[bool, list[str]]]
 
 
 def _no_records(conn: Connection, request: Mapping[str, Any]) -> bool:
@@ -37,7 +38,13 @@ def set_comparator(comparator: Comparator | None) -> Comparator:
 
 
 def matches_record(ctx: FireContext) -> bool:
-    return bool(_comparator(ctx.conn, ctx.payload))
+    result = _comparator(ctx.conn, ctx.payload)
+    if isinstance(result, tuple):
+        match, differing = result
+        # Kept with the case (the payload is saved with the step) for the unit's verification form.
+        ctx.payload["comparison"] = list(differing)
+        return bool(match)
+    return bool(result)
 
 
 def _cert_no(ctx: FireContext) -> None:

@@ -158,6 +158,7 @@ class VerificationFeedback(Letter):
     reply_by: str
     results: tuple[str, ...]
     dispute_reason: str
+    differences: tuple[str, ...]  # fields where the request differs from the filed record
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,7 @@ def build_context(
             cert_no=_text(payload.get("cert_no")), id_number=_text(payload.get("id_number")),
             conferral_date=_date_text(payload.get("conferral_date")), reply_by="收到本表后10个工作日内",
             results=("信息一致", "信息有误已更正", "查无此人"), dispute_reason=_text(payload.get("reason")),
+            differences=tuple(_text(d) for d in payload.get("comparison") or ()),
         )  # fmt: skip
     if kind == "authentication_report":
         verified = payload.get("result")

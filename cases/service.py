@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from cases import letters, registry
+from cases import authentication, letters, record_files, records, registry
 from cases.policy import scope
 from cases.vocabulary import (
     CENTER,
@@ -80,6 +80,7 @@ class DegreeFlow:
         *,
         reminder_days: int = 3,
         smtp: SmtpSettings | None = None,
+        query_limit: int = 10,
     ):
         registry.assert_valid()
         self.db = db
@@ -93,8 +94,10 @@ class DegreeFlow:
             calculator=self.calendar,
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
-            after_step=(letters.issue_for_step,),
+            after_step=(records.apply_for_step, letters.issue_for_step),
         )
+        authentication.set_comparator(records.compare)
+        self.query_limit = query_limit
         self.sweeper = Sweeper(
             db,
             self.calendar,
@@ -572,6 +575,70 @@ class DegreeFlow:
                 replaces_id=document_id,
             )  # fmt: skip
         return {"id": issued["id"], "number": issued["number"], "replaces": original["number"]}
+
+    # -- registry of degree records ---------------------------------------------------------------------
+    def records_validate(self, path: Path, org: str | None = None) -> dict[str, Any]:
+        """Check a CSV/XLSX file without storing it; writes an error report workbook next to it."""
+        rows = record_files.read_rows(path)
+        with self.db.connect() as conn:
+            problems = records.check_for_import(conn, rows, org)
+        report = record_files.write_error_report(path, problems) if problems else None
+        return {"rows": len(rows), "problems": [p.to_dict() for p in problems],
+                "invalid_rows": len({p.row for p in problems if p.row}),
+                "report": str(report) if report else None}  # fmt: skip
+
+    def records_import(
+        self, path: Path, org: str, skip_invalid: bool = False, progress: Any = None
+    ) -> dict[str, Any]:
+        """Store the valid rows of a file in one transaction; any invalid row refuses the file unless skipped."""
+        rows = record_files.read_rows(path)
+        with transaction(self.db) as conn:
+            if (
+                conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first()
+                is None
+            ):
+                raise NotFound(f"学位授予单位 {org} 不存在", field="org", rule="organisation_exists")
+            problems = records.check_for_import(conn, rows, org)
+            bad_rows = {p.row for p in problems if p.row}
+            batch_problems = [p for p in problems if not p.row]
+            if (problems and not skip_invalid) or batch_problems:
+                report = record_files.write_error_report(path, problems)
+                first = problems[0]
+                where = f"第 {first.row} 行 " if first.row else ""
+                raise InvalidPayload(
+                    f"{path.name}：{len(bad_rows) or len(problems)} 行有错误，未导入任何记录。"
+                    f"{where}{first.message}（全部错误见 {report.name}）",
+                    field=first.field,
+                    rule=first.code,
+                )
+            good = [row for index, row in enumerate(rows) if index + 2 not in bad_rows]
+            stored = records.store(conn, good, self.clock.now(), f"import:{path.name}", progress)
+        report = record_files.write_error_report(path, problems) if problems else None
+        return {"stored": stored, "skipped": len(bad_rows), "report": str(report) if report else None}
+
+    def records_export(self, path: Path, org: str | None = None) -> int:
+        query = select(records.RECORDS).order_by(records.RECORDS.c.id)
+        if org:
+            query = query.where(records.RECORDS.c.unit_code == org)
+        with self.db.connect() as conn:
+            return record_files.write_rows(path, (dict(row._mapping) for row in conn.execute(query)))
+
+    def record_history(self, cert_no: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            found = records.history(conn, cert_no)
+        if found is None:
+            raise NotFound(f"学位证书编号 {cert_no} 没有备案记录", field="cert_no", rule="record_exists")
+        found["filed_at"] = _iso(found["filed_at"])
+        for change in found["changes"]:
+            change["at"] = _iso(change["at"])
+        return found
+
+    def query_certificate(
+        self, cert_no: str, name: str, client: str = "local", member: bool = False
+    ) -> dict[str, Any]:
+        with transaction(self.db) as conn:
+            return records.query(conn, cert_no, name, client=client, member=member, now=self.clock.now(),
+                                 per_minute=self.query_limit)  # fmt: skip
 
     def verify_audit(self, case_id: int | None = None) -> VerifyReport:
         with self.db.connect() as conn:

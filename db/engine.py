@@ -113,6 +113,13 @@ def create_schema(engine: Engine) -> None:
 
 
 def drop_schema(engine: Engine) -> None:
+    """Remove every table (used by the tests). On PostgreSQL the whole `public` schema goes, so
+    tables of another version of the schema cannot be left behind holding foreign keys."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        return
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))

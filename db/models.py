@@ -215,3 +215,56 @@ class Document(SQLModel, table=True):
     issued_at: datetime = _ts()
     issued_by: int = Field(foreign_key="users.id")
     replaces_id: int | None = Field(default=None, foreign_key="documents.id")
+
+
+class DegreeRecord(SQLModel, table=True):
+    """A filed degree record (学位授予信息). `data` holds every field by its English key."""
+
+    __tablename__ = "degree_records"
+    __table_args__ = (Index("ix_degree_records_unit", "unit_code", "conferral_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cert_no: str = Field(max_length=32, unique=True, index=True)
+    unit_code: str = Field(max_length=5)
+    name: str = Field(max_length=100)
+    id_number: str = Field(default="", max_length=40)
+    degree_type: str = Field(default="", max_length=40)
+    conferral_date: date
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="filed", max_length=16)  # filed | revoked
+    publishable: bool = True
+    photo_missing: bool = False
+    filed_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+    source: str = Field(default="", max_length=200)
+
+
+class RecordChange(SQLModel, table=True):
+    """Every change to a filed record, with the case that made it (old values are never lost)."""
+
+    __tablename__ = "record_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="degree_records.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    action: str = Field(max_length=16)  # filed | changed | revoked | photo
+    field: str = Field(default="", max_length=40)
+    old_value: str = ""
+    new_value: str = ""
+    at: datetime = _ts()
+    actor_id: int | None = Field(default=None, foreign_key="users.id")
+
+
+class QueryLog(SQLModel, table=True):
+    """Every online certificate query (seed 000), answered or not."""
+
+    __tablename__ = "query_log"
+    __table_args__ = (Index("ix_query_log_client_at", "client", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    client: str = Field(max_length=64)
+    member: bool = False
+    cert_no: str = Field(max_length=32)
+    found: bool = False
+    limited: bool = False

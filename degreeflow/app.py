@@ -27,4 +27,10 @@ def build(
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
         )
-    return DegreeFlow(make_engine(url), clock, reminder_days=settings.reminder_working_days, smtp=smtp)
+    return DegreeFlow(
+        make_engine(url),
+        clock,
+        reminder_days=settings.reminder_working_days,
+        smtp=smtp,
+        query_limit=settings.query_limit_per_minute,
+    )

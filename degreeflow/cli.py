@@ -51,6 +51,8 @@ scheduler_app = typer.Typer(help="调度器：定时运行时限扫描。", no_a
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(scheduler_app, name="scheduler")
+records_app = typer.Typer(help="学位授予信息库：校验、导入、导出、变更历史。", no_args_is_help=True)
+app.add_typer(records_app, name="records")
 letter_app = typer.Typer(help="公文与表格：签发、生成 PDF、当日用印文书合集。", no_args_is_help=True)
 app.add_typer(letter_app, name="letter")
 
@@ -715,6 +717,110 @@ def _cover(org: str, when: date, documents: list[dict[str, Any]]) -> str:
         "<th style='width: 9%'>案件</th><th style='width: 14%'>用印人签字</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></section></body></html>"
     )
+
+
+# -- registry of degree records ---------------------------------------------------------------------------------
+@records_app.command("validate")
+@edge
+def records_validate(
+    file: Annotated[Path, typer.Argument(help="CSV（UTF-8 或 GB18030）或 XLSX，列名为填报规则中的字段名。")],
+    org: Annotated[str | None, typer.Option("--org", help="按该学位授予单位校验单位码。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """逐行校验学位授予信息文件（不导入），并在文件旁生成错误报告工作簿。"""
+    result = flow().records_validate(file, org)
+
+    def render() -> None:
+        if not result["problems"]:
+            out.print(f"{file.name}：{result['rows']} 行全部通过校验。")
+            return
+        _table(f"{file.name}：{result['invalid_rows']} 行有错误（共 {result['rows']} 行）", ["行", "字段", "代码", "说明"],
+               [[p["row"] or "—", p["column"], p["code"], p["message"]] for p in result["problems"]])  # fmt: skip
+        out.print(f"错误报告：{result['report']}")
+
+    emit(result, render)
+    if result["problems"]:
+        raise typer.Exit(7)
+
+
+@records_app.command("import")
+@edge
+def records_import(
+    file: Annotated[Path, typer.Argument(help="CSV（UTF-8 或 GB18030）或 XLSX。")],
+    org: Annotated[str, typer.Option("--org", help="学位授予单位代码。")],
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="跳过有错误的行，只导入正确的行。")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """在一个事务中导入：任何一行有错误则整份文件不导入（除非 --skip-invalid）。"""
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=OPTIONS.json or not sys.stderr.isatty(), console=err) as progress:
+        task = progress.add_task("正在导入", total=None)
+        result = flow().records_import(file, org, skip_invalid, lambda n: progress.advance(task, n))
+    emit(
+        result,
+        lambda: out.print(
+            f"已导入 {result['stored']} 条记录"
+            + (f"，跳过 {result['skipped']} 行（见 {result['report']}）" if result["skipped"] else "")
+        ),
+    )
+
+
+@records_app.command("export")
+@edge
+def records_export(
+    file: Annotated[Path, typer.Argument(help="输出文件：.csv（UTF-8）或 .xlsx。")],
+    org: Annotated[str | None, typer.Option("--org", help="只导出该单位。")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """导出学位授予信息（含状态）。"""
+    count = flow().records_export(file, org)
+    emit({"file": str(file), "rows": count}, lambda: out.print(f"已导出 {count} 条记录到 {file}"))
+
+
+@records_app.command("history")
+@edge
+def records_history(
+    cert_no: Annotated[str, typer.Argument(metavar="CERT_NO")],
+    as_json: JsonOpt = False,
+) -> None:
+    """一条记录的变更历史（每个旧值及修改它的案件）。"""
+    found = flow().record_history(cert_no)
+
+    def render() -> None:
+        out.print(f"{found['cert_no']} {found['name']}  状态：{found['status']}  来源：{found['source']}")
+        _table("变更历史", ["时间", "案件", "操作", "字段", "原值", "新值"], [
+            [c["at"], c["case_id"] or "", c["action"], c["field_label"], c["old"], c["new"]] for c in found["changes"]
+        ])  # fmt: skip
+
+    emit(found, render)
+
+
+@app.command()
+@edge
+def query(
+    cert_no: Annotated[str, typer.Argument(metavar="CERT_NO")],
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    client: Annotated[str, typer.Option("--client", help="查询方（地址或单位），用于限流与日志。")] = "local",
+    member: Annotated[bool, typer.Option("--member", help="会员单位查询（不限流）。")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """学位证书网上查询：按证书编号和姓名查询已备案、未撤销、可公开的学位信息。"""
+    answer = flow().query_certificate(cert_no, name, client, member)
+
+    def render() -> None:
+        if answer["status"] != "found":
+            err.print(answer["message"])
+            return
+        _table("学位证书查询结果", ["项目", "内容"], [[k, v] for k, v in answer["record"].items()])
+
+    emit(answer, render)
+    if answer["status"] == "limited":
+        raise typer.Exit(12)
+    if answer["status"] != "found":
+        raise typer.Exit(4)
 
 
 # -- audit and definitions ---------------------------------------------------------------------------------

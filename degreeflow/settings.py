@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(default=None, description="SMTP login (optional)")
     smtp_password: str | None = Field(default=None, description="SMTP password (optional)")
     smtp_starttls: bool = Field(default=False, description="Use STARTTLS")
+    query_limit_per_minute: int = Field(
+        default=10, ge=1, description="Online certificate queries an anonymous caller may make per minute"
+    )
     letter_fonts: str = Field(
         default='FangSong, "仿宋_GB2312", "Noto Serif CJK SC"',
         description="Font family stack of letter bodies (the first installed one is used)",

@@ -1,0 +1,253 @@
+"""The registry of filed degree records: import, changes made by cases (with history), online query, matching.
+
+Every write happens in the caller's transaction; cases change records in the transition that reaches the
+state where the change applies (amendment/errata `recorded`, revocation `revoked`, photo `recorded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from cases.degree_record import COLUMN, Problem, check_batch, normalise, parse_yyyymmdd
+from db.models import DegreeRecord, QueryLog, RecordChange
+from workflow import FireContext, Step
+
+RECORDS = DegreeRecord.__table__
+CHANGES = RecordChange.__table__
+QUERIES = QueryLog.__table__
+CHUNK = 500
+
+
+def record_values(record: Mapping[str, str], now: datetime, source: str) -> dict[str, Any]:
+    conferral = parse_yyyymmdd(record.get("conferral_date", ""))
+    return {
+        "cert_no": record["cert_no"],
+        "unit_code": record.get("unit_code") or record["cert_no"][:5],
+        "name": record.get("name", ""),
+        "id_number": record.get("id_number", ""),
+        "degree_type": record.get("degree_type", ""),
+        "conferral_date": conferral,
+        "data": dict(record),
+        "status": "filed",
+        "publishable": True,
+        "photo_missing": False,
+        "filed_at": now,
+        "revoked_at": None,
+        "source": source[:200],
+    }
+
+
+def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    numbers = list(cert_numbers)
+    for start in range(0, len(numbers), CHUNK):
+        chunk = numbers[start : start + CHUNK]
+        found |= set(conn.execute(select(RECORDS.c.cert_no).where(RECORDS.c.cert_no.in_(chunk))).scalars())
+    return found
+
+
+def check_for_import(conn: Connection, rows: list[dict[str, str]], org: str | None = None) -> list[Problem]:
+    """Every problem of a batch: the record checks, the batch rules, the unit, and numbers already filed."""
+    problems = check_batch(rows)
+    for index, row in enumerate(rows):
+        if org and row.get("unit_code") and row["unit_code"] != org:
+            problems.append(Problem("unit_mismatch", "unit_code",
+                                    f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{row['unit_code']}”", index + 2))  # fmt: skip
+    filed = existing(conn, [r.get("cert_no", "") for r in rows if r.get("cert_no")])
+    for index, row in enumerate(rows):
+        if row.get("cert_no") in filed:
+            problems.append(Problem("cert_no_filed", "cert_no",
+                                    f"{COLUMN['cert_no']}：{row['cert_no']} 已备案，不能重复导入", index + 2))  # fmt: skip
+    return sorted(problems, key=lambda p: (p.row or 0, p.field))
+
+
+def store(
+    conn: Connection, rows: Iterable[Mapping[str, str]], now: datetime, source: str, progress: Any = None
+) -> int:
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for row in rows:
+        batch.append(record_values(row, now, source))
+        if len(batch) >= CHUNK:
+            conn.execute(insert(RECORDS), batch)
+            count += len(batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        conn.execute(insert(RECORDS), batch)
+        count += len(batch)
+        if progress:
+            progress(len(batch))
+    return count
+
+
+def _record(conn: Connection, cert_no: str) -> Any:
+    return conn.execute(select(RECORDS).where(RECORDS.c.cert_no == cert_no)).first()
+
+
+def _log(conn: Connection, record_id: int, case_id: int | None, action: str, actor_id: int | None, now: datetime,
+         field: str = "", old: str = "", new: str = "") -> None:  # fmt: skip
+    conn.execute(insert(CHANGES).values(record_id=record_id, case_id=case_id, action=action, field=field,
+                                        old_value=old, new_value=new, at=now, actor_id=actor_id))  # fmt: skip
+
+
+_COLUMNS_OF_FIELD = {
+    "name": "name",
+    "id_number": "id_number",
+    "degree_type": "degree_type",
+    "cert_no": "cert_no",
+}
+
+
+def apply_changes(conn: Connection, cert_no: str, changes: list[Mapping[str, Any]], case_id: int,
+                  actor_id: int, now: datetime) -> bool:  # fmt: skip
+    """Change a filed record as an approved amendment or errata says; the old values stay in history."""
+    row = _record(conn, cert_no)
+    if row is None:
+        return False
+    data = dict(row.data or {})
+    columns: dict[str, Any] = {}
+    for change in changes:
+        field, new = str(change["field"]), str(change["new_value"])
+        old = data.get(field, "")
+        data[field] = new
+        if field in _COLUMNS_OF_FIELD:
+            columns[_COLUMNS_OF_FIELD[field]] = new
+        if field == "conferral_date":
+            columns["conferral_date"] = parse_yyyymmdd(new.replace("-", "")) or row.conferral_date
+        _log(conn, row.id, case_id, "changed", actor_id, now, field, str(old), new)
+    conn.execute(update(RECORDS).where(RECORDS.c.id == row.id).values(data=data, **columns))
+    return True
+
+
+def revoke(conn: Connection, cert_no: str, case_id: int, actor_id: int, now: datetime) -> bool:
+    row = _record(conn, cert_no)
+    if row is None or row.status == "revoked":
+        return False
+    conn.execute(update(RECORDS).where(RECORDS.c.id == row.id).values(status="revoked", revoked_at=now))
+    _log(conn, row.id, case_id, "revoked", actor_id, now, "status", row.status, "revoked")
+    return True
+
+
+def photo_supplied(
+    conn: Connection, cert_numbers: Iterable[str], case_id: int, actor_id: int, now: datetime
+) -> int:
+    count = 0
+    for cert_no in cert_numbers:
+        row = _record(conn, cert_no)
+        if row is not None and row.photo_missing:
+            conn.execute(update(RECORDS).where(RECORDS.c.id == row.id).values(photo_missing=False))
+            _log(conn, row.id, case_id, "photo", actor_id, now, "photo_missing", "true", "false")
+            count += 1
+    return count
+
+
+def apply_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int) -> None:
+    """The engine's after-step hook: the registry changes a step makes."""
+    case_type, payload = ctx.case.type, ctx.payload
+    if case_type in ("amendment", "errata") and step.dest == "recorded":
+        apply_changes(conn, str(payload.get("cert_no", "")), payload.get("changes") or [], ctx.case.id, ctx.actor.id,
+                      ctx.now)  # fmt: skip
+    elif case_type == "revocation" and step.dest == "revoked":
+        revoke(conn, str(payload.get("cert_no", "")), ctx.case.id, ctx.actor.id, ctx.now)
+    elif case_type == "photo" and step.dest == "recorded":
+        photo_supplied(conn, [p.get("cert_no", "") for p in payload.get("people") or []], ctx.case.id, ctx.actor.id,
+                       ctx.now)  # fmt: skip
+
+
+def history(conn: Connection, cert_no: str) -> dict[str, Any] | None:
+    row = _record(conn, cert_no)
+    if row is None:
+        return None
+    changes = conn.execute(select(CHANGES).where(CHANGES.c.record_id == row.id).order_by(CHANGES.c.id)).all()
+    return {
+        "cert_no": row.cert_no, "name": row.name, "status": row.status, "photo_missing": row.photo_missing,
+        "filed_at": row.filed_at, "source": row.source, "data": row.data,
+        "changes": [{"at": c.at, "case_id": c.case_id, "action": c.action, "field": c.field,
+                     "field_label": COLUMN.get(c.field, c.field), "old": c.old_value, "new": c.new_value}
+                    for c in changes],
+    }  # fmt: skip
+
+
+# -- online query (seed 000) -----------------------------------------------------------------------------------
+def mask_id(number: str) -> str:
+    if len(number) <= 8:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+def query(conn: Connection, cert_no: str, name: str, *, client: str, member: bool, now: datetime,
+          per_minute: int) -> dict[str, Any]:  # fmt: skip
+    """Answer an online certificate query; anonymous callers are limited per address. Every query is logged."""
+    limited = False
+    if not member:
+        recent = conn.execute(
+            select(func.count())
+            .select_from(QUERIES)
+            .where(
+                and_(
+                    QUERIES.c.client == client,
+                    QUERIES.c.at > now - timedelta(minutes=1),
+                    QUERIES.c.limited.is_(False),
+                )
+            )
+        ).scalar_one()
+        limited = recent >= per_minute
+    row = None if limited else _record(conn, cert_no.strip())
+    found = row is not None and row.status == "filed" and row.publishable and row.name == name.strip()
+    conn.execute(insert(QUERIES).values(at=now, client=client[:64], member=member, cert_no=cert_no[:32], found=found,
+                                        limited=limited))  # fmt: skip
+    if limited:
+        return {
+            "status": "limited",
+            "message": f"查询过于频繁：匿名用户每分钟最多查询 {per_minute} 次，请稍后再试",
+        }
+    if not found:
+        return {
+            "status": "not_found",
+            "message": "未查询到该学位证书信息（证书编号与姓名不符，或该信息不予公开）",
+        }
+    data = row.data or {}
+    return {
+        "status": "found",
+        "record": {
+            "姓名": row.name, "性别": data.get("gender", ""), "身份证件号码": mask_id(row.id_number),
+            "学位授予单位": data.get("unit_name", ""), "学位类别": row.degree_type,
+            "学科/专业名称": data.get("major", ""), "获学位日期": data.get("conferral_date", ""),
+            "学位证书编号": row.cert_no,
+        },
+    }  # fmt: skip
+
+
+# -- authentication matching --------------------------------------------------------------------------------------
+MATCH_FIELDS = {"applicant_name": "name", "id_number": "id_number", "degree_type": "degree_type",
+                "conferral_date": "conferral_date"}  # fmt: skip
+
+
+def compare(conn: Connection, request: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    """Compare an authentication request with the filed record of its certificate number.
+
+    Returns (exact match, the fields that differ, by their Chinese names)."""
+    row = _record(conn, str(request.get("cert_no", "")).strip())
+    if row is None or row.status != "filed":
+        return False, ["学位证书编号（无备案记录）"]
+    data = normalise(row.data or {})
+    differing = []
+    for asked, field in MATCH_FIELDS.items():
+        wanted = str(request.get(asked) or "").strip()
+        if not wanted:
+            continue
+        have = data.get(field, "")
+        if field == "conferral_date":
+            wanted = wanted.replace("-", "")
+        if wanted != have:
+            differing.append(COLUMN.get(field, field))
+    if str(request.get("cert_no", ""))[:5] != row.unit_code:
+        differing.append(COLUMN["unit_code"])
+    return not differing, differing
