@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -13,8 +13,6 @@ from sqlalchemy import func, select
 from cases import authentication, records
 from cases.degree_record import COLUMN, FIELDS
 from db import DegreeRecord, QueryLog
-from db.clock import SHANGHAI
-from tests.helpers import fire, open_case
 from tests.test_degree_record import VALID
 from workflow import InvalidPayload
 
