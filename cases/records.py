@@ -151,7 +151,13 @@ def photo_supplied(
 def apply_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int) -> None:
     """The engine's after-step hook: the registry changes a step makes."""
     case_type, payload = ctx.case.type, ctx.payload
-    if case_type in ("amendment", "errata") and step.dest == "recorded":
+    if case_type == "supplement" and step.dest == "recorded":
+        rows = [normalise(row) for row in payload.get("data") or []]
+        store(conn, rows, ctx.now, f"case:{ctx.case.id}")
+        for row in rows:
+            record = _record(conn, row["cert_no"])
+            _log(conn, record.id, ctx.case.id, "filed", ctx.actor.id, ctx.now)
+    elif case_type in ("amendment", "errata") and step.dest == "recorded":
         apply_changes(conn, str(payload.get("cert_no", "")), payload.get("changes") or [], ctx.case.id, ctx.actor.id,
                       ctx.now)  # fmt: skip
     elif case_type == "revocation" and step.dest == "revoked":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from cases.common import REASON, STATE_LABELS
+from cases.degree_record import normalise
 from cases.record import cert_no_of_unit
+from cases.records import check_for_import
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
 from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
 
@@ -19,6 +21,25 @@ FORM1_ROW = (
 def _form1_cert_numbers(ctx: FireContext) -> None:
     for index, row in enumerate(ctx.payload["records"]):
         cert_no_of_unit(ctx.case.org_code, row["cert_no"], f"records[{index}].cert_no")
+
+
+def _normalise_data(payload: dict) -> None:  # type: ignore[type-arg]
+    """Supplement data rows are degree records: accept the file's Chinese column names as well as keys."""
+    if isinstance(payload.get("data"), list):
+        payload["data"] = [normalise(row) if isinstance(row, dict) else row for row in payload["data"]]
+
+
+def _data_are_valid_records(ctx: FireContext) -> None:
+    """Each supplement row is a complete degree record that passes every check (DOMAIN.md §5)."""
+    problems = check_for_import(ctx.conn, ctx.payload["data"], ctx.case.org_code)
+    if problems:
+        first = problems[0]
+        where = f"第 {first.row - 1} 条 " if first.row else ""
+        raise InvalidPayload(
+            f"字段 data（补报数据）：{where}{first.message}（共 {len(problems)} 处错误）",
+            field=f"data[{first.row - 2}].{first.field}" if first.row else "data",
+            rule=first.code,
+        )
 
 
 def _data_matches_form1(ctx: FireContext) -> None:
@@ -52,6 +73,7 @@ DEFINITION = ProcessDefinition(
         "recorded": "已入库",
     },
     initial="draft",
+    prepare_payload=_normalise_data,
     terminal=frozenset({"rejected", "recorded"}),
     open_actors=(UNIT,),
     rule_sets=("2020",),
@@ -74,7 +96,7 @@ DEFINITION = ProcessDefinition(
             "submit_data", "data_entry", "data_review", (UNIT,), label="校核并提交补报数据",
             roles=VERIFY_ROLES, second_person=True,
             requires=(FieldRule("data", "补报数据", kind="list", items=FORM1_ROW[:2]),),
-            guards=(_data_matches_form1,),
+            guards=(_data_matches_form1, _data_are_valid_records),
             deadlines=(DeadlineEffect("start", "province_data_review", 30, label="省级审核补报数据", owner=PROVINCE),),
         ),
         Step("return", "data_review", "data_entry", (PROVINCE,), label="退回修改", requires=(REASON,),

@@ -106,6 +106,28 @@ class Move:
         return self.payload(unit) if callable(self.payload) else self.payload
 
 
+def degree_record(
+    name: str, cert_no: str, degree_type: str, major: str, conferral: str, *, gender: str = "女",
+    birth: str = "20010315", unit_name: str = "", sequence: int = 1,
+) -> dict[str, str]:  # fmt: skip
+    """A complete degree record that passes every check (demo and test data); the ID number is computed."""
+    from stdnum.cn import ric
+
+    parity = 1 if gender == "男" else 0
+    body = f"500103{birth}{sequence % 50:02d}{parity + 2 * (sequence % 5)}"
+    id_number = body + ric.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
+    level = "bachelor" if "学士" in degree_type else "postgraduate"
+    return {
+        "name": name, "gender": gender, "birth_date": birth, "ethnicity": "汉族", "id_type": "中华人民共和国居民身份证",
+        "id_number": id_number, "country": "中国", "candidate_no": f"19{cert_no[-8:]}", "training_unit_code": cert_no[:5],
+        "training_unit": unit_name, "major_code": "081401", "major": major, "unit_code": cert_no[:5], "unit_name": unit_name,
+        "president": "校长", "committee_chair": "主席", "degree_type_code": "08", "degree_type": degree_type,
+        "conferral_date": conferral, "cert_no": cert_no, "supervisors": "王强",
+        "thesis_type": "毕业论文" if level == "bachelor" else "应用研究", "thesis_title": f"{major}若干问题研究",
+        "graduation_date": conferral,
+    }  # fmt: skip
+
+
 _RECORDS = {
     "10593": [
         {"name": "覃秋月", "cert_no": "1059342023001101", "degree_type": "工学学士", "major": "土木工程"},
@@ -117,9 +139,16 @@ _RECORDS = {
         },
     ],
     "10611": [
-        {"name": "邓家豪", "cert_no": "1061142024000210", "degree_type": "工学硕士", "major": "机械工程"}
+        {"name": "邓家豪", "cert_no": "1061132024000210", "degree_type": "工学硕士", "major": "机械工程"}
     ],
 }
+# The data the unit enters for the supplement: complete records matching Form 1.
+_DATA = {
+    unit: [degree_record(r["name"], r["cert_no"], r["degree_type"], r["major"], f"{r['cert_no'][6:10]}0630",
+                         unit_name={"10593": "广西大学", "10611": "重庆大学"}[unit], sequence=i)
+           for i, r in enumerate(rows)]
+    for unit, rows in _RECORDS.items()
+}  # fmt: skip
 
 # (type, state, how many times the case was in that state before) -> the next move.
 SCRIPT: dict[tuple[str, str], list[Move]] = {
@@ -130,8 +159,8 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
     ("supplement", "applied"): [Move("province", "approve", {})],
     ("supplement", "data_entry"): [
         # The collector tries first and is refused: collection and verification are different people.
-        Move("collector", "submit_data", lambda unit: {"data": _RECORDS[unit]}),
-        Move("verifier", "submit_data", lambda unit: {"data": _RECORDS[unit]}),
+        Move("collector", "submit_data", lambda unit: {"data": _DATA[unit]}),
+        Move("verifier", "submit_data", lambda unit: {"data": _DATA[unit]}),
     ],
     ("supplement", "data_review"): [Move("province", "accept", {})],
     ("supplement", "province_filed"): [Move("center", "record", {})],

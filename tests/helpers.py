@@ -8,7 +8,13 @@ from sqlalchemy import select
 
 from cases.service import DegreeFlow
 from db import Case, CaseEvent, Deadline
+from degreeflow.demo import degree_record
 
+SUPPLEMENT_DATA = [
+    degree_record("覃秋月", "1059342023001101", "工学学士", "土木工程", "20230630", unit_name="广西大学", sequence=1),
+    degree_record("莫文杰", "1059342023001102", "理学学士", "数学与应用数学", "20230630", gender="男",
+                  unit_name="广西大学", sequence=2),
+]  # fmt: skip
 SUPPLEMENT_ROWS = [
     {"name": "覃秋月", "cert_no": "1059342023001101"},
     {"name": "莫文杰", "cert_no": "1059342023001102"},
@@ -61,7 +67,7 @@ STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
         "resolution_no": "学位〔2023〕15号",
         "records": SUPPLEMENT_ROWS,
     },
-    ("supplement", "submit_data"): {"data": SUPPLEMENT_ROWS},
+    ("supplement", "submit_data"): {"data": SUPPLEMENT_DATA},
     ("supplement", "reject"): {"reason": "材料不全"},
     ("supplement", "return"): {"reason": "数据有误"},
     ("amendment", "submit"): NAME_CHANGE,

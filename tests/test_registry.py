@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from cases import authentication, records
 from cases.degree_record import COLUMN, FIELDS
 from db import DegreeRecord, QueryLog
+from tests.helpers import fire, open_case
 from tests.test_degree_record import VALID
 from workflow import InvalidPayload
 
@@ -174,3 +175,25 @@ def test_the_comparator_is_installed_by_the_service(flow):
 
 def test_column_names_are_the_filling_rules(flow):
     assert COLUMN["cert_no"] == "学位证书编号" and COLUMN["unit_code"] == "学位授予单位码"
+
+
+def test_supplement_data_are_checked_records_and_filed_when_recorded(flow):
+    from tests.helpers import SUPPLEMENT_DATA
+
+    case_id = open_case(flow, "supplement")
+    fire(flow, case_id, "supplement", "submit", "collector")
+    fire(flow, case_id, "supplement", "approve", "province")
+    broken = [dict(SUPPLEMENT_DATA[0]), {**SUPPLEMENT_DATA[1], "gender": "女"}]  # the ID number says 男
+    with pytest.raises(InvalidPayload) as refused:
+        fire(flow, case_id, "supplement", "submit_data", "verifier", data=broken)
+    assert refused.value.rule == "gender_mismatch" and "第 2 条" in refused.value.message
+    # Chinese column names are accepted too.
+    chinese = [{COLUMN[k]: v for k, v in row.items()} for row in SUPPLEMENT_DATA]
+    fire(flow, case_id, "supplement", "submit_data", "verifier", data=chinese)
+    fire(flow, case_id, "supplement", "accept", "province")
+    assert count(flow) == 0
+    fire(flow, case_id, "supplement", "record", "center")
+    assert count(flow) == 2
+    history = flow.record_history("1059342023001101")
+    assert history["source"] == f"case:{case_id}" and history["changes"][0]["action"] == "filed"
+    assert flow.query_certificate("1059342023001102", "莫文杰")["status"] == "found"
