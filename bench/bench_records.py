@@ -39,7 +39,8 @@ anonymous queries).
 Usage: ``python bench/bench_records.py [--n 1000000 | --quick] [--queries 2000] [--anonymous 500]
 [--batch-size 1000] [--seed 1] [--dir DIR] [--skip-plain-atomic]``. ``--quick`` is ``--n 20000``.
 Prints one JSON object to stdout (progress goes to stderr); exits 0 whether or not the goal is met
-(``meets_goal`` says which).
+(``meets_goal`` says which). The default size takes about 9-10 minutes and 5 GB of memory on a 2-core machine
+(the import holds every row of the file in memory), and about 4 GB of temporary files; ``--quick`` about 15 s.
 """
 
 from __future__ import annotations

@@ -32,10 +32,14 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         )
     keys = [KEY_OF_COLUMN.get(h, h) for h in header]
     records = []
+    plain = not path.suffix.lower().startswith(".xls")  # CSV cells are text already
     for row in rows[1:]:
-        if not any(str(v or "").strip() for v in row):
-            continue
-        records.append({key: _text(value) for key, value in zip(keys, row, strict=False) if key})
+        if plain:
+            values = [value.strip() for value in row]
+            if any(values):
+                records.append({key: value for key, value in zip(keys, values, strict=False) if key})
+        elif any(str(v or "").strip() for v in row):
+            records.append({key: _text(value) for key, value in zip(keys, row, strict=False) if key})
     return records
 
 

@@ -20,7 +20,7 @@ from workflow import FireContext, Step
 RECORDS = DegreeRecord.__table__
 CHANGES = RecordChange.__table__
 QUERIES = QueryLog.__table__
-CHUNK = 500
+CHUNK = 2000
 
 
 def record_values(record: Mapping[str, str], now: datetime, source: str) -> dict[str, Any]:

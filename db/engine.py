@@ -8,6 +8,7 @@ conditional updates (optimistic locking on `cases.version`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,12 +59,18 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_reset_on_return=None,
+            json_serializer=_json_text,
         )
         _install_sqlite_hooks(engine, in_memory=database in ("", ":memory:"))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, json_serializer=_json_text)
+
+
+def _json_text(value: object) -> str:
+    """JSON columns keep Chinese text as it is (not \\uXXXX escapes): a third of the size on disk."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _install_sqlite_hooks(engine: Engine, *, in_memory: bool) -> None:

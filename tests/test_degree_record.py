@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
-from cases.degree_record import COLUMN, check_batch, check_record
+from cases.degree_record import COLUMN, check_batch, check_record, resident_id_birth_date
 
 VALID = {
     "姓名": "张伟", "性别": "女", "出生日期": "19491231", "民族": "汉族", "身份证件类型": "中华人民共和国居民身份证",
@@ -108,3 +112,38 @@ def test_double_bachelor_pair():
     assert "double_bachelor" in {p.code for p in check_batch([first, same_type])}
     other_person_detail = {**second, "出生日期": "19491230"}
     assert "double_bachelor" in {p.code for p in check_batch([first, other_person_detail])}
+
+
+def _stdnum(number):
+    try:
+        return ric.get_birth_date(ric.validate(number))
+    except ValidationError:
+        return None
+
+
+def _ours(number):
+    try:
+        return resident_id_birth_date(number)
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    area=st.sampled_from(["110105", "500103", "450102", "999999", "000000", "110100"]),
+    year=st.integers(1890, 2030),
+    month=st.integers(0, 13),
+    day=st.integers(0, 32),
+    sequence=st.integers(0, 999),
+    check=st.sampled_from(list("0123456789X") + ["computed"]),
+)
+def test_fast_resident_id_check_agrees_with_python_stdnum(area, year, month, day, sequence, check):
+    body = f"{area}{year:04d}{month:02d}{day:02d}{sequence:03d}"
+    digit = ric.calc_check_digit(body + "0") if check == "computed" else check
+    number = body + digit
+    assert _ours(number) == _stdnum(number)
+
+
+@pytest.mark.parametrize("number", ["11010519491231002x", " 11010519491231002X", "1101051949123100", "abc"])
+def test_unusual_forms_go_through_stdnum(number):
+    assert _ours(number) == _stdnum(number)
