@@ -266,62 +266,71 @@ def _check(r: Mapping[str, str], row: int | None) -> list[Problem]:
     return problems
 
 
+# Fields that may differ between the two records of a double bachelor's degree.
+_DOUBLE_BACHELOR_FREE = frozenset({"degree_type_code", "degree_type", "cert_no", "major_code", "major", "thesis_title",
+                                   "thesis_keywords", "thesis_type", "topic_source", "research_directions",
+                                   "supervisors", "student_no"})  # fmt: skip
+
+
+class BatchChecker:
+    """Checks a batch one record at a time, keeping only what the rules across records need (never the
+    records themselves), so a file of a million rows is checked in constant memory per row."""
+
+    def __init__(self, first_row: int = 2):
+        self.row = first_row - 1
+        self.seen: dict[str, int] = {}
+        self.dates: set[str] = set()
+        self.bachelors: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
+
+    def add(self, record: Mapping[str, Any]) -> list[Problem]:
+        r = record if _normalised(record) else normalise(record)
+        self.row += 1
+        problems = _check(r, self.row)
+        cert = r.get("cert_no", "")
+        if cert:
+            if cert in self.seen:
+                problems.append(Problem("duplicate_cert_no", "cert_no",
+                                        f"学位证书编号：{cert} 与第 {self.seen[cert]} 行重复", self.row))  # fmt: skip
+            else:
+                self.seen[cert] = self.row
+        if r.get("conferral_date"):
+            self.dates.add(r["conferral_date"])
+        if degree_level(r.get("degree_type", "")) == "bachelor":
+            same = hash(tuple(sorted((k, v) for k, v in r.items() if k not in _DOUBLE_BACHELOR_FREE)))
+            key = (r.get("id_type", ""), r.get("id_number", ""))
+            self.bachelors.setdefault(key, []).append((self.row, r.get("degree_type_code", ""), same))
+        return problems
+
+    def finish(self) -> list[Problem]:
+        problems = []
+        if len(self.dates) > 1:
+            problems.append(Problem("batch_conferral_date", "conferral_date",
+                                    f"获学位日期：同一批次应为同一日期，收到 {'、'.join(sorted(self.dates))}"))  # fmt: skip
+        # A double bachelor's degree is two records differing only in degree type (code and name) and the like.
+        for (_, id_number), group in self.bachelors.items():
+            if len(group) < 2:
+                continue
+            rows = "、".join(str(row) for row, _, _ in group)
+            if len(group) > 2:
+                problems.append(Problem("double_bachelor", "id_number",
+                                        f"身份证件号码：{id_number} 有 {len(group)} 条学士记录（第 {rows} 行；双学士至多2条）"))  # fmt: skip
+                continue
+            (_, first_type, first_same), (second_row, second_type, second_same) = group
+            if first_type == second_type:
+                problems.append(Problem("double_bachelor", "degree_type_code",
+                                        f"学位类别码：{id_number} 的两条学士记录（第 {rows} 行）学位类别相同", second_row))  # fmt: skip
+            if first_same != second_same:
+                problems.append(Problem("double_bachelor", "id_number",
+                                        f"身份证件号码：{id_number} 的两条学士记录（第 {rows} 行）除学位类别、专业和论文外还有不同",
+                                        second_row))  # fmt: skip
+        return problems
+
+
 def check_batch(records: Iterable[Mapping[str, Any]], first_row: int = 2) -> list[Problem]:
     """Per-record checks plus the rules across a batch (row numbers as in a file with one header line)."""
-    rows = [record if _normalised(record) else normalise(record) for record in records]
-    problems = [p for index, record in enumerate(rows) for p in _check(record, first_row + index)]
-    seen: dict[str, int] = {}
-    for index, record in enumerate(rows):
-        cert = record.get("cert_no", "")
-        if cert and cert in seen:
-            problems.append(Problem("duplicate_cert_no", "cert_no",
-                                    f"学位证书编号：{cert} 与第 {seen[cert]} 行重复", first_row + index))  # fmt: skip
-        seen.setdefault(cert, first_row + index)
-    dates = {r.get("conferral_date", "") for r in rows if r.get("conferral_date")}
-    if len(dates) > 1:
-        problems.append(Problem("batch_conferral_date", "conferral_date",
-                                f"获学位日期：同一批次应为同一日期，收到 {'、'.join(sorted(dates))}"))  # fmt: skip
-    # A double bachelor's degree is two records differing only in degree type (code and name) and cert number.
-    by_person: dict[tuple[str, str], list[dict[str, str]]] = {}
-    for record in rows:
-        if degree_level(record.get("degree_type", "")) == "bachelor":
-            by_person.setdefault((record.get("id_type", ""), record.get("id_number", "")), []).append(record)
-    ignored = {"degree_type_code", "degree_type", "cert_no", "major_code", "major", "thesis_title",
-               "thesis_keywords", "thesis_type", "topic_source", "research_directions", "supervisors"}  # fmt: skip
-    for (_, id_number), group in by_person.items():
-        if len(group) < 2:
-            continue
-        if len(group) > 2:
-            problems.append(
-                Problem(
-                    "double_bachelor",
-                    "id_number",
-                    f"身份证件号码：{id_number} 有 {len(group)} 条学士记录（双学士至多2条）",
-                )
-            )
-            continue
-        first, second = group
-        if first.get("degree_type_code") == second.get("degree_type_code"):
-            problems.append(
-                Problem(
-                    "double_bachelor",
-                    "degree_type_code",
-                    f"学位类别码：{id_number} 的两条学士记录学位类别相同",
-                )
-            )
-        differing = sorted(
-            k for k in set(first) | set(second) if k not in ignored and first.get(k) != second.get(k)
-        )
-        if differing:
-            columns = "、".join(COLUMN.get(k, k) for k in differing)
-            problems.append(
-                Problem(
-                    "double_bachelor",
-                    differing[0],
-                    f"双学士的两条记录只能在学位类别上不同，{id_number} 的 {columns} 也不同",
-                )
-            )
-    return problems
+    checker = BatchChecker(first_row)
+    problems = [problem for record in records for problem in checker.add(record)]
+    return problems + checker.finish()
 
 
 def _stdnum_reason(error: ValidationError) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +13,25 @@ from workflow import InvalidPayload
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows keyed by field (English key). Unknown columns are refused by name."""
+    return list(iter_rows(path))
+
+
+def iter_rows(path: Path) -> Iterator[dict[str, str]]:
+    """Rows keyed by field (English key), read as a stream. Unknown columns are refused by name."""
     if not path.is_file():
         raise InvalidPayload(f"文件 {path} 不存在", field="FILE", rule="file_exists")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        rows = list(_xlsx_rows(path))
-    else:
-        rows = list(csv.reader(io.StringIO(_decode(path.read_bytes()))))
-    if not rows:
+        yield from _records(path, _xlsx_rows(path), plain=False)
+        return
+    with path.open(encoding=_encoding(path), newline="") as handle:
+        yield from _records(path, csv.reader(handle), plain=True)
+
+
+def _records(path: Path, rows: Iterator[list[Any]], *, plain: bool) -> Iterator[dict[str, str]]:
+    first = next(rows, None)
+    if first is None:
         raise InvalidPayload(f"文件 {path.name} 为空", field="FILE", rule="file_empty")
-    header = [str(h or "").strip() for h in rows[0]]
+    header = [str(h or "").strip().lstrip("\ufeff") for h in first]
     unknown = [h for h in header if h and h not in KEY_OF_COLUMN and h not in COLUMN]
     if unknown:
         raise InvalidPayload(
@@ -31,25 +40,26 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             rule="unknown_columns",
         )
     keys = [KEY_OF_COLUMN.get(h, h) for h in header]
-    records = []
-    plain = not path.suffix.lower().startswith(".xls")  # CSV cells are text already
-    for row in rows[1:]:
-        if plain:
+    for row in rows:
+        if plain:  # CSV cells are text already
             values = [value.strip() for value in row]
             if any(values):
-                records.append({key: value for key, value in zip(keys, values, strict=False) if key})
+                yield {key: value for key, value in zip(keys, values, strict=False) if key}
         elif any(str(v or "").strip() for v in row):
-            records.append({key: _text(value) for key, value in zip(keys, row, strict=False) if key})
-    return records
+            yield {key: _text(value) for key, value in zip(keys, row, strict=False) if key}
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidPayload("文件编码应为 UTF-8 或 GB18030", field="FILE", rule="encoding")  # pragma: no cover
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GB18030 (read in chunks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8-sig"
 
 
 def _text(value: Any) -> str:

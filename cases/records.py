@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from cases.degree_record import COLUMN, Problem, check_batch, normalise, parse_yyyymmdd
+from cases.degree_record import COLUMN, BatchChecker, Problem, normalise, parse_yyyymmdd
 from db.models import DegreeRecord, QueryLog, RecordChange
 from workflow import FireContext, Step
 
@@ -51,18 +51,35 @@ def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
     return found
 
 
-def check_for_import(conn: Connection, rows: list[dict[str, str]], org: str | None = None) -> list[Problem]:
-    """Every problem of a batch: the record checks, the batch rules, the unit, and numbers already filed."""
-    problems = check_batch(rows)
-    for index, row in enumerate(rows):
+def check_for_import(
+    conn: Connection, rows: Iterable[Mapping[str, str]], org: str | None = None
+) -> list[Problem]:
+    """Every problem of a batch, read as a stream: the record checks, the batch rules, the unit, and
+    certificate numbers already filed (looked up a chunk at a time)."""
+    checker = BatchChecker()
+    problems: list[Problem] = []
+    pending: list[tuple[str, int]] = []
+
+    def look_up() -> None:
+        filed = existing(conn, [cert for cert, _ in pending])
+        for cert, row in pending:
+            if cert in filed:
+                problems.append(Problem("cert_no_filed", "cert_no",
+                                        f"{COLUMN['cert_no']}：{cert} 已备案，不能重复导入", row))  # fmt: skip
+        pending.clear()
+
+    for record in rows:
+        problems.extend(checker.add(record))
+        row = normalise(record) if not isinstance(record, dict) else record
         if org and row.get("unit_code") and row["unit_code"] != org:
             problems.append(Problem("unit_mismatch", "unit_code",
-                                    f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{row['unit_code']}”", index + 2))  # fmt: skip
-    filed = existing(conn, [r.get("cert_no", "") for r in rows if r.get("cert_no")])
-    for index, row in enumerate(rows):
-        if row.get("cert_no") in filed:
-            problems.append(Problem("cert_no_filed", "cert_no",
-                                    f"{COLUMN['cert_no']}：{row['cert_no']} 已备案，不能重复导入", index + 2))  # fmt: skip
+                                    f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{row['unit_code']}”", checker.row))  # fmt: skip
+        if row.get("cert_no"):
+            pending.append((row["cert_no"], checker.row))
+            if len(pending) >= CHUNK:
+                look_up()
+    look_up()
+    problems.extend(checker.finish())
     return sorted(problems, key=lambda p: (p.row or 0, p.field))
 
 

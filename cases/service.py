@@ -579,26 +579,34 @@ class DegreeFlow:
     # -- registry of degree records ---------------------------------------------------------------------
     def records_validate(self, path: Path, org: str | None = None) -> dict[str, Any]:
         """Check a CSV/XLSX file without storing it; writes an error report workbook next to it."""
-        rows = record_files.read_rows(path)
+        rows = 0
+
+        def counted() -> Any:
+            nonlocal rows
+            for row in record_files.iter_rows(path):
+                rows += 1
+                yield row
+
         with self.db.connect() as conn:
-            problems = records.check_for_import(conn, rows, org)
+            problems = records.check_for_import(conn, counted(), org)
         report = record_files.write_error_report(path, problems) if problems else None
-        return {"rows": len(rows), "problems": [p.to_dict() for p in problems],
+        return {"rows": rows, "problems": [p.to_dict() for p in problems],
                 "invalid_rows": len({p.row for p in problems if p.row}),
                 "report": str(report) if report else None}  # fmt: skip
 
     def records_import(
         self, path: Path, org: str, skip_invalid: bool = False, progress: Any = None
     ) -> dict[str, Any]:
-        """Store the valid rows of a file in one transaction; any invalid row refuses the file unless skipped."""
-        rows = record_files.read_rows(path)
+        """Store the valid rows of a file in one transaction; any invalid row refuses the file unless skipped.
+
+        The file is read twice as a stream (check, then store), so its size does not bound memory."""
         with transaction(self.db) as conn:
             if (
                 conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first()
                 is None
             ):
                 raise NotFound(f"学位授予单位 {org} 不存在", field="org", rule="organisation_exists")
-            problems = records.check_for_import(conn, rows, org)
+            problems = records.check_for_import(conn, record_files.iter_rows(path), org)
             bad_rows = {p.row for p in problems if p.row}
             batch_problems = [p for p in problems if not p.row]
             if (problems and not skip_invalid) or batch_problems:
@@ -611,7 +619,9 @@ class DegreeFlow:
                     field=first.field,
                     rule=first.code,
                 )
-            good = [row for index, row in enumerate(rows) if index + 2 not in bad_rows]
+            good = (
+                row for index, row in enumerate(record_files.iter_rows(path)) if index + 2 not in bad_rows
+            )
             stored = records.store(conn, good, self.clock.now(), f"import:{path.name}", progress)
         report = record_files.write_error_report(path, problems) if problems else None
         return {"stored": stored, "skipped": len(bad_rows), "report": str(report) if report else None}
