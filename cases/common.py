@@ -5,7 +5,6 @@ from __future__ import annotations
 from workflow import FieldRule
 
 REASON = FieldRule("reason", "理由", from_note=True, fresh=True, hint="可用 --note 填写")
-UNIT_ROLES_ANY = ()  # any role of the unit
 
 STATE_LABELS = {
     "draft": "草稿",

@@ -119,6 +119,11 @@ def _normalised(record: Mapping[str, Any]) -> bool:
     )
 
 
+def as_fields(record: Mapping[str, Any]) -> Mapping[str, str]:
+    """The record keyed by field: as it is when already so, else `normalise`d."""
+    return record if _normalised(record) else normalise(record)
+
+
 def normalise(record: Mapping[str, Any]) -> dict[str, str]:
     """Accept Chinese column names or English keys; strip every value to text."""
     out: dict[str, str] = {}
@@ -283,7 +288,7 @@ class BatchChecker:
         self.bachelors: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
 
     def add(self, record: Mapping[str, Any]) -> list[Problem]:
-        r = record if _normalised(record) else normalise(record)
+        r = as_fields(record)
         self.row += 1
         problems = _check(r, self.row)
         cert = r.get("cert_no", "")

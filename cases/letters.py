@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import jinja2
-from sqlalchemy import bindparam, func, insert, literal_column, select
+from sqlalchemy import bindparam, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -199,28 +199,27 @@ KINDS: dict[str, DocumentKind] = {
     )
 }  # fmt: skip
 
-# (case type, trigger, state reached) -> documents issued by that step.
-ISSUE_ON: dict[tuple[str, str, str], tuple[str, ...]] = {
-    ("supplement", "submit", "applied"): ("supplement_application",),
-    ("supplement", "approve", "data_entry"): ("province_approval",),
-    ("supplement", "reject", "rejected"): ("province_rejection",),
-    ("supplement", "accept", "province_filed"): ("province_filing",),
-    ("amendment", "submit", "applied"): ("amendment_application",),
-    ("amendment", "approve", "approved"): ("province_approval",),
-    ("amendment", "approve", "national_review"): ("province_approval",),
-    ("errata", "submit", "province_review"): ("errata_application",),
-    ("errata", "approve", "recorded"): ("province_approval",),
-    ("errata", "reject", "rejected"): ("province_rejection",),
-    ("revocation", "submit", "reported"): ("revocation_report",),
-    ("photo", "submit", "filed"): ("photo_letter",),
-    ("authentication", "send_to_unit", "verification"): ("verification_feedback",),
-    ("authentication", "dispute", "verification"): ("verification_feedback",),
-    ("authentication", "issue_report", "reported"): ("authentication_report",),
-    ("authentication", "match", "reported"): ("authentication_report",),
+# (case type, state left, trigger, state reached) -> documents issued by that step. The state left tells the
+# province's decisions apart from the State Council office's on the same trigger (an amendment's approve/reject).
+ISSUE_ON: dict[tuple[str, str, str, str], tuple[str, ...]] = {
+    ("supplement", "draft", "submit", "applied"): ("supplement_application",),
+    ("supplement", "applied", "approve", "data_entry"): ("province_approval",),
+    ("supplement", "applied", "reject", "rejected"): ("province_rejection",),
+    ("supplement", "data_review", "accept", "province_filed"): ("province_filing",),
+    ("amendment", "draft", "submit", "applied"): ("amendment_application",),
+    ("amendment", "applied", "approve", "approved"): ("province_approval",),
+    ("amendment", "applied", "approve", "national_review"): ("province_approval",),
+    ("amendment", "applied", "reject", "rejected"): ("province_rejection",),
+    ("errata", "draft", "submit", "province_review"): ("errata_application",),
+    ("errata", "province_review", "approve", "recorded"): ("province_approval",),
+    ("errata", "province_review", "reject", "rejected"): ("province_rejection",),
+    ("revocation", "draft", "submit", "reported"): ("revocation_report",),
+    ("photo", "draft", "submit", "filed"): ("photo_letter",),
+    ("authentication", "comparing", "send_to_unit", "verification"): ("verification_feedback",),
+    ("authentication", "reported", "dispute", "verification"): ("verification_feedback",),
+    ("authentication", "reviewing", "issue_report", "reported"): ("authentication_report",),
+    ("authentication", "comparing", "match", "reported"): ("authentication_report",),
 }
-# Steps of the province only: the national office's decision on an amendment is not a provincial letter.
-_PROVINCE_SOURCES = {("amendment", "reject"): "applied"}
-ISSUE_ON[("amendment", "reject", "rejected")] = ("province_rejection",)
 
 CASE_SUBJECTS = {
     "supplement": "补报学位授予信息",
@@ -569,11 +568,7 @@ def _jsonable(value: Any) -> Any:
 
 def issue_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int) -> None:
     """The engine's after-step hook: issue the documents this step produces."""
-    if (ctx.case.type, step.trigger) in _PROVINCE_SOURCES and step.source != _PROVINCE_SOURCES[
-        (ctx.case.type, step.trigger)
-    ]:
-        return
-    for kind in ISSUE_ON.get((ctx.case.type, step.trigger, step.dest), ()):
+    for kind in ISSUE_ON.get((ctx.case.type, step.source, step.trigger, step.dest), ()):
         issue(
             conn, kind, case_id=ctx.case.id, case_type=ctx.case.type, rule_set=ctx.case.rule_set,
             unit_id=ctx.case.org_id, payload=ctx.payload, event_id=event_id, issued_by=ctx.actor.id, now=ctx.now,
@@ -582,9 +577,3 @@ def issue_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int
 
 def document_query() -> Any:
     return select(DOCS, ORGS.c.name.label("org_name")).join(ORGS, DOCS.c.org_id == ORGS.c.id)
-
-
-def count_documents(conn: Connection, case_id: int) -> int:
-    return int(
-        conn.execute(select(func.count()).select_from(DOCS).where(DOCS.c.case_id == case_id)).scalar_one()
-    )

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from cases.degree_record import COLUMN, BatchChecker, Problem, normalise, parse_yyyymmdd
+from cases.degree_record import COLUMN, BatchChecker, Problem, as_fields, normalise, parse_yyyymmdd
 from db.models import DegreeRecord, QueryLog, RecordChange
 from workflow import FireContext, Step
 
@@ -69,8 +69,8 @@ def check_for_import(
         pending.clear()
 
     for record in rows:
-        problems.extend(checker.add(record))
-        row = normalise(record) if not isinstance(record, dict) else record
+        row = as_fields(record)
+        problems.extend(checker.add(row))
         if org and row.get("unit_code") and row["unit_code"] != org:
             problems.append(Problem("unit_mismatch", "unit_code",
                                     f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{row['unit_code']}”", checker.row))  # fmt: skip

@@ -169,6 +169,7 @@ class Sweeper:
         report: SweepReport,
         on_finding: Callable[[str, int], None] | None,
     ) -> int:
+        self._level_orgs: dict[str, int | None] = {}
         with transaction(self.db) as conn:
             query = (
                 select(*_COLUMNS)
@@ -217,8 +218,11 @@ class Sweeper:
         if level == "province":
             return row.org_parent_id
         if level in ("national", "center"):
-            found = _ORG_OF_KIND.first(conn, {"w_kind": level})
-            return found[0] if found else None
+            # One look-up per batch, not one per finding (the batch's transaction sees one answer anyway).
+            if level not in self._level_orgs:
+                found = _ORG_OF_KIND.first(conn, {"w_kind": level})
+                self._level_orgs[level] = found[0] if found else None
+            return self._level_orgs[level]
         return None
 
     def _supervisor_org(self, conn: Connection, row: Any) -> int | None:
