@@ -237,7 +237,7 @@ def bench_form(flow: DegreeFlow, renderer: PdfRenderer, rows: int, repeat: int) 
     document = renderer.document(html)
     layout_s = time.perf_counter() - start
     start = time.perf_counter()
-    document.write_pdf()
+    renderer.write(document)
     write_s = time.perf_counter() - start
 
     pages = [flat(page.extract_text()) for page in pdf_pages(data)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import shutil
 import subprocess
@@ -171,6 +172,31 @@ def test_a_character_no_font_has_stops_rendering(sqlite_flow, pdf):
     with pytest.raises(FontError) as refused:
         pdf.pdf(html)
     assert "U+E000" in refused.value.message
+    assert gc.isenabled(), "the garbage collector paused for rendering must resume after a refusal"
+
+
+def test_rendering_pauses_the_collector_and_resumes_it(pdf):
+    seen: list[bool] = []
+    original = pdf._engine
+
+    def engine():  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return original()
+
+    pdf._engine = engine
+    try:
+        html = letters.render_html("province_filing", _minimal("province_filing"))
+        pdf.pdf(html)
+        pdf.packet([html, html])
+        pdf.write(pdf.document(html))
+        assert seen and not any(seen)
+        assert gc.isenabled()
+        gc.disable()
+        pdf.pdf(html)
+        assert not gc.isenabled(), "a collector the caller paused stays paused"
+    finally:
+        gc.enable()
+        del pdf._engine
 
 
 def test_missing_fonts_are_reported():
