@@ -5,6 +5,7 @@ Each command is one transaction (the engine's); read models are plain dicts read
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from cases import authentication, letters, record_files, records, registry
+from cases import accounts, attachments, authentication, letters, record_files, records, registry, worklist
 from cases.policy import scope
 from cases.vocabulary import (
     CENTER,
@@ -26,6 +27,7 @@ from cases.vocabulary import (
     UNIT,
 )
 from db import (
+    Attachment,
     Case,
     CaseEvent,
     Clock,
@@ -45,6 +47,7 @@ from scheduler.notify import DeliveryReport, SmtpSettings, deliver, inbox_query
 from scheduler.runner import ensure_job_table
 from scheduler.sweep import Sweeper, SweepReport, recompute_all_provisional
 from workflow import (
+    Actor,
     FireResult,
     Forbidden,
     InvalidPayload,
@@ -62,6 +65,7 @@ CASES = Case.__table__
 EVENTS = CaseEvent.__table__
 DEADLINES = Deadline.__table__
 DOCS = Document.__table__
+ATTACHMENTS = Attachment.__table__
 
 _NATIONAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 
@@ -81,6 +85,7 @@ class DegreeFlow:
         reminder_days: int = 3,
         smtp: SmtpSettings | None = None,
         query_limit: int = 10,
+        attachments_dir: Path | None = None,
     ):
         registry.assert_valid()
         self.db = db
@@ -95,7 +100,9 @@ class DegreeFlow:
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
             after_step=(records.apply_for_step, letters.issue_for_step),
+            authorize=self._authorize,
         )
+        self.attachments_dir = attachments_dir
         authentication.set_comparator(records.compare)
         self.query_limit = query_limit
         self.sweeper = Sweeper(
@@ -333,7 +340,155 @@ class DegreeFlow:
         payload: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> FireResult:
-        return self.engine.fire(case_id, trigger, as_user, note, payload, expected_version=expected_version)
+        try:
+            return self.engine.fire(
+                case_id, trigger, as_user, note, payload, expected_version=expected_version
+            )
+        except InvalidPayload as exc:
+            if exc.rule == "authorization_code_wrong":  # counted outside the failed step's transaction
+                with transaction(self.db) as conn:
+                    accounts.count_wrong_code(conn, load_actor(conn, as_user), case_id, trigger)
+            raise
+
+    # -- accounts ---------------------------------------------------------------------------------------
+    def actor(self, who: str | int) -> Actor:
+        with self.db.connect() as conn:
+            return load_actor(conn, who)
+
+    def set_password(self, username: str, password: str) -> None:
+        with transaction(self.db) as conn:
+            accounts.set_password(conn, username, password)
+
+    def sign_in(self, username: str, password: str, address: str) -> Actor:
+        """Check the password (throttled per account and address); every attempt is recorded."""
+        with transaction(self.db) as conn:
+            try:
+                signed = accounts.authenticate(conn, username, password, address, self.clock.now())
+            except accounts.SignInRefused as refused:
+                failure = refused
+            else:
+                return load_actor(conn, signed.user_id)
+        # The failed attempt is committed above (the transaction ends normally), then refused.
+        raise failure
+
+    def _authorize(self, conn: Any, actor: Actor, case: Any, step: Any, code: str | None, now: Any) -> None:
+        accounts.use_code(conn, actor, case.id, step.trigger, code, now)
+
+    def request_authorization(self, case_id: int, trigger: str, as_user: str) -> dict[str, str]:
+        """Send the supervising leader a one-time code for this case's step (it lands in the leader's inbox)."""
+        with transaction(self.db) as conn:
+            actor = load_actor(conn, as_user)
+            case = load_case(conn, case_id)
+            if scope(actor, case) is not None:
+                raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
+            defn = self.engine.definition(case.type)
+            step = next((s for s in defn.manual_steps_from(case.state) if s.trigger == trigger), None)
+            if step is None or not step.needs_authorization(case.rule_set):
+                raise InvalidPayload(
+                    f"案件 #{case_id} 当前的操作 {trigger} 不需要授权码",
+                    field="trigger",
+                    rule="authorization_not_needed",
+                )
+            problem = self.engine.permission_problem(step, case, actor)
+            if problem:
+                raise problem
+            return accounts.request_code(
+                conn, actor, case_id, trigger, step.label or trigger, self.clock.now()
+            )
+
+    # -- what one person sees -----------------------------------------------------------------------------
+    def queue(self, as_user: str | int, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        with self.db.connect() as conn:
+            rows, total = worklist.queue(conn, load_actor(conn, as_user), limit=limit, offset=offset)
+        return [self._listed(row) for row in rows], total
+
+    def search_cases(self, as_user: str | int, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        if filters.get("case_type"):
+            self.engine.definition(filters["case_type"])
+        with self.db.connect() as conn:
+            rows, total = worklist.search(conn, load_actor(conn, as_user), **filters)
+        return [self._listed(row) for row in rows], total
+
+    def _listed(self, row: dict[str, Any]) -> dict[str, Any]:
+        due = row.pop("next_due_at")
+        row["due"] = None
+        if due is not None:
+            due_date = to_utc(due).astimezone(SHANGHAI).date()
+            overdue = to_utc(due) < self.clock.now()
+            left = self.calendar.get().remaining(self.clock.today(), due_date, True)
+            row["due"] = {"date": due_date.isoformat(), "overdue": overdue, "remaining_working_days": left,
+                          "soon": not overdue and left is not None and left <= self.sweeper.reminder_days}  # fmt: skip
+        for key in ("opened_at", "updated_at", "closed_at"):
+            row[key] = _iso(row[key])
+        return row
+
+    def case_for(self, case_id: int, as_user: str | int) -> dict[str, Any]:
+        """A case as `show` gives it, if this person may see it; otherwise "not found" (never "forbidden")."""
+        with self.db.connect() as conn:
+            actor = load_actor(conn, as_user)
+            if not worklist.visible(conn, actor, case_id):
+                raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
+        data = self.show(case_id, actor.username)
+        defn = self.engine.definition(data["type"])
+        for item in data["allowed"] or []:
+            step = next(s for s in defn.manual_steps_from(data["state"]) if s.trigger == item["trigger"])
+            item["authorization"] = step.needs_authorization(data["rule_set"])
+        return data
+
+    # -- attachments ------------------------------------------------------------------------------------
+    def add_attachment(
+        self, case_id: int, as_user: str | int, filename: str, content: bytes, max_bytes: int
+    ) -> dict[str, Any]:
+        """Store a proof file for a case (outside any web root, named by its hash) and record who added it."""
+        if self.attachments_dir is None:
+            raise Forbidden("未配置附件目录", rule="attachments_unavailable")
+        clean, ext, content_type = attachments.check(filename, content, max_bytes)
+        digest = hashlib.sha256(content).hexdigest()
+        stored = f"{digest}.{ext}"
+        with transaction(self.db) as conn:
+            actor = load_actor(conn, as_user)
+            case = load_case(conn, case_id)
+            if scope(actor, case) is not None:
+                raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
+            self.attachments_dir.mkdir(parents=True, exist_ok=True)
+            target = self.attachments_dir / stored
+            if not target.exists():
+                partial = target.with_suffix(".part")
+                partial.write_bytes(content)
+                partial.replace(target)
+            new_id = conn.execute(
+                insert(ATTACHMENTS).values(case_id=case_id, filename=clean, stored_name=stored,
+                                           content_type=content_type, size=len(content), sha256=digest,
+                                           uploaded_by=actor.id, uploaded_at=self.clock.now())
+            ).inserted_primary_key[0]  # fmt: skip
+        return {"id": new_id, "filename": clean, "size": len(content), "sha256": digest}
+
+    def attachments(self, case_id: int) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(ATTACHMENTS, USERS.c.name.label("uploader"))
+                .join(USERS, USERS.c.id == ATTACHMENTS.c.uploaded_by)
+                .where(ATTACHMENTS.c.case_id == case_id)
+                .order_by(ATTACHMENTS.c.id)
+            ).all()
+        return [{"id": r.id, "filename": r.filename, "size": r.size, "sha256": r.sha256, "uploader": r.uploader,
+                 "content_type": r.content_type, "uploaded_at": _iso(r.uploaded_at)} for r in rows]  # fmt: skip
+
+    def attachment_file(
+        self, case_id: int, attachment_id: int, as_user: str | int
+    ) -> tuple[dict[str, Any], Path]:
+        self.case_for(case_id, as_user)  # scope: another organisation's case is "not found"
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(ATTACHMENTS).where(ATTACHMENTS.c.id == attachment_id, ATTACHMENTS.c.case_id == case_id)
+            ).first()
+        if row is None or self.attachments_dir is None:
+            raise NotFound(f"附件 #{attachment_id} 不存在", rule="attachment_exists", field="attachment")
+        return dict(row._mapping), self.attachments_dir / row.stored_name
+
+    def overview(self, as_user: str | int) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            return worklist.overview(conn, load_actor(conn, as_user), self.clock.now())
 
     def show(self, case_id: int, as_user: str | None = None) -> dict[str, Any]:
         with self.db.connect() as conn:
@@ -641,6 +796,24 @@ class DegreeFlow:
         found["filed_at"] = _iso(found["filed_at"])
         for change in found["changes"]:
             change["at"] = _iso(change["at"])
+        return found
+
+    def record_history_for(self, cert_no: str, as_user: str | int) -> dict[str, Any]:
+        """A record's history if the person's organisation may see it (its unit, the unit's province, national)."""
+        found = self.record_history(cert_no)
+        unit = str((found.get("data") or {}).get("unit_code") or cert_no[:5])
+        with self.db.connect() as conn:
+            actor = load_actor(conn, as_user)
+            owner = conn.execute(select(ORGS.c.code, ORGS.c.parent_id).where(ORGS.c.code == unit)).first()
+        allowed = actor.org_kind in (NATIONAL, CENTER) or (
+            owner is not None
+            and (
+                (actor.org_kind == UNIT and owner.code == actor.org_code)
+                or (actor.org_kind == PROVINCE and owner.parent_id == actor.org_id)
+            )
+        )
+        if not allowed:
+            raise NotFound(f"学位证书编号 {cert_no} 没有备案记录", field="cert_no", rule="record_exists")
         return found
 
     def query_certificate(

@@ -18,6 +18,7 @@ ROLES_BY_KIND: dict[str, dict[str, str]] = {
         "verifier": "校核员",
         "lead": "认证牵头部门（一级账号）",
         "admin": "单位管理员",
+        "leader": "主管领导（授权码）",
     },
     PROVINCE: {"reviewer": "审核员", "admin": "省级管理员"},
     NATIONAL: {"officer": "经办人员", "admin": "管理员"},

@@ -6,6 +6,8 @@ Nothing here imports the rest of degreeflow.
 from db.clock import Clock, FixedClock, SystemClock, to_utc, utc_iso
 from db.engine import create_schema, drop_schema, make_engine, transaction
 from db.models import (
+    Attachment,
+    AuthorizationCode,
     CalendarDay,
     CalendarYear,
     Case,
@@ -15,6 +17,7 @@ from db.models import (
     DegreeRecord,
     DocSequence,
     Document,
+    LoginAttempt,
     Organisation,
     OutboxMessage,
     QueryLog,
@@ -23,6 +26,9 @@ from db.models import (
 )
 
 __all__ = [
+    "Attachment",
+    "AuthorizationCode",
+    "LoginAttempt",
     "CalendarDay",
     "CalendarYear",
     "Case",

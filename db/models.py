@@ -39,6 +39,8 @@ class User(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     active: bool = True
     created_at: datetime = _ts()
+    # argon2id hash (argon2-cffi); None: the account cannot sign in to the web application.
+    password_hash: str | None = Field(default=None, max_length=255)
 
 
 class Case(SQLModel, table=True):
@@ -268,3 +270,56 @@ class QueryLog(SQLModel, table=True):
     cert_no: str = Field(max_length=32)
     found: bool = False
     limited: bool = False
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Sign-in attempts, kept for throttling (per account and per address) and for the security log."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    username: str = Field(max_length=64)
+    address: str = Field(max_length=64)
+    success: bool = False
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """A supervising leader's one-time authorization code for an important step (seed 003 item 7).
+
+    Only the SHA-256 of the code is stored; the code itself goes to the leader's inbox. It is bound to one
+    case and trigger, expires, and is used at most once (`used_at`, set in the step's own transaction).
+    """
+
+    __tablename__ = "authorization_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    trigger: str = Field(max_length=32)
+    requested_by: int = Field(foreign_key="users.id")
+    leader_id: int = Field(foreign_key="users.id")
+    code_sha256: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+
+
+class Attachment(SQLModel, table=True):
+    """A file uploaded to a case (proofs, resolution scans). Stored outside the web root under `stored_name`."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    filename: str = Field(max_length=200)  # sanitised original name, for display and download
+    stored_name: str = Field(max_length=100)  # <sha256>.<ext> in the attachment directory
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    uploaded_by: int = Field(foreign_key="users.id")
+    uploaded_at: datetime = _ts()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from cases.service import DegreeFlow
 from db import FixedClock, SystemClock, make_engine
@@ -33,4 +34,5 @@ def build(
         reminder_days=settings.reminder_working_days,
         smtp=smtp,
         query_limit=settings.query_limit_per_minute,
+        attachments_dir=Path(settings.data_dir) / "attachments",
     )

@@ -323,6 +323,22 @@ def user_add(
     )
 
 
+@user_app.command("passwd")
+@edge
+def user_passwd(
+    username: Annotated[str, typer.Argument(help="用户名，如 10635XW01。")],
+    password: Annotated[
+        str | None, typer.Option("--password", help="新密码（至少 8 位；不给出时交互输入，不回显）。")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """设置用户的 Web 登录密码（argon2id 哈希存储）。"""
+    if password is None:
+        password = typer.prompt("新密码", hide_input=True, confirmation_prompt=True)
+    flow().set_password(username, password)
+    emit({"username": username, "password_set": True}, lambda: out.print(f"已设置 {username} 的密码"))
+
+
 @user_app.command("list")
 @edge
 def user_list(
@@ -333,6 +349,50 @@ def user_list(
     rows = flow().list_users(org)
     emit(rows, lambda: _table("用户", ["用户名", "姓名", "角色", "组织"],
                               [[r["username"], r["name"], r["role"], r["org"]] for r in rows]))  # fmt: skip
+
+
+# -- web ---------------------------------------------------------------------------------------------------
+@app.command()
+@edge
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="监听地址（默认 DEGREEFLOW_HOST 或 127.0.0.1）。")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="端口（默认 DEGREEFLOW_PORT 或 8000）。")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="演示模式：写入演示数据（仅首次），允许占位密钥，打印演示账号。")
+    ] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="不在本进程运行时限扫描（另有 `scheduler run` 进程时）。")
+    ] = False,
+) -> None:
+    """运行 Web 应用（服务端渲染页面 + /api/v1 JSON 接口），默认同进程运行时限扫描调度器。"""
+    import uvicorn
+
+    from degreeflow.settings import Settings
+    from degreeflow.web.app import create_app
+
+    overrides: dict[str, Any] = {"demo": True} if demo else {}
+    if OPTIONS.db:
+        overrides["database_url"] = OPTIONS.db
+    if OPTIONS.now:
+        overrides["now"] = OPTIONS.now
+    settings = Settings(**overrides)
+    problem = settings.secret_problem()
+    if problem:
+        raise WorkflowError(problem, rule="secret_key")
+    service = wiring.build(settings.database_url, settings.now, settings=settings)
+    service.init_schema()
+    if demo:
+        demo_data.seed(service)
+    application = create_app(service, settings, scheduler=not no_scheduler)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    out.print(f"degreeflow 已启动：http://{bind_host}:{bind_port}/  （数据库 {service.db.url.render_as_string(hide_password=True)}）")
+    if demo:
+        out.print(f"演示账号（密码均为 {demo_data.DEMO_PASSWORD}）：")
+        for username, name, role, org in demo_data.USERS:
+            out.print(f"  {username:<10} {name}（{org}，{role}）")
+    if not no_scheduler:
+        out.print(f"时限扫描：每 {settings.sweep_interval_seconds} 秒一次（同进程）")
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning", access_log=False)
 
 
 # -- cases -------------------------------------------------------------------------------------------------

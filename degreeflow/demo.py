@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from cases.accounts import hash_password
 from cases.service import DegreeFlow
-from db import Organisation
+from db import Organisation, User, transaction
 from workflow import WorkflowError
 
 ORGS: list[tuple[str, str, str, str | None]] = [
@@ -43,7 +45,10 @@ USERS: list[tuple[str, str, str, str]] = [
     ("10635XW01", "何莹", "collector", "10635"),
     ("10635XW02", "杨帆", "verifier", "10635"),
     ("10635XW03", "孙立", "lead", "10635"),
+    ("10635XW04", "郑国华", "leader", "10635"),
 ]
+# Every demo account signs in to the web application with this password (demo mode only).
+DEMO_PASSWORD = "demo12345"
 
 # Which demo user plays which part for a case of a given unit.
 PARTS: dict[str, Callable[[str, str], str]] = {
@@ -195,6 +200,11 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
 REJECT_SECOND_AMENDMENT = Move("province", "reject", {}, note="证明材料不全，请补充户籍证明后重新申请")
 
 
+@cache
+def _demo_hash() -> str:
+    return hash_password(DEMO_PASSWORD)
+
+
 def seed(flow: DegreeFlow, *, cases: bool = True) -> bool:
     """Create the demo organisations, users and (unless `cases=False`) cases once.
 
@@ -207,6 +217,12 @@ def seed(flow: DegreeFlow, *, cases: bool = True) -> bool:
         flow.add_org(code, name, kind, parent, ORGAN_CODES[code])
     for username, name, role, org in USERS:
         flow.add_user(username, name, role, org)
+    with transaction(flow.db) as conn:  # one argon2 hash per process: seeding stays fast in tests
+        conn.execute(
+            update(User.__table__)
+            .where(User.__table__.c.username.in_([u for u, _n, _r, _o in USERS]))
+            .values(password_hash=_demo_hash())
+        )
     if not cases:
         return True
     for case_type, org, part, payload in _demo_cases(flow.clock.today()):

@@ -7,6 +7,8 @@ from datetime import datetime
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PLACEHOLDER_SECRET = "change-me"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEGREEFLOW_", extra="ignore")
@@ -36,6 +38,17 @@ class Settings(BaseSettings):
     query_limit_per_minute: int = Field(
         default=10, ge=1, description="Online certificate queries an anonymous caller may make per minute"
     )
+    secret_key: str = Field(
+        default=PLACEHOLDER_SECRET,
+        description="Key that signs session cookies (web). `degreeflow serve` refuses the placeholder outside demo mode",
+    )
+    demo: bool = Field(default=False, description="Demo mode: demo accounts and the placeholder secret are allowed")
+    host: str = Field(default="127.0.0.1", description="Address `degreeflow serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `degreeflow serve` listens on")
+    cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only (set behind TLS)")
+    session_hours: int = Field(default=8, ge=1, le=72, description="Hours a web session lasts")
+    data_dir: str = Field(default="var", description="Directory for uploaded attachments and import files")
+    max_upload_mb: int = Field(default=20, ge=1, le=500, description="Largest accepted upload (MB)")
     letter_fonts: str = Field(
         default='FangSong, "仿宋_GB2312", "Noto Serif CJK SC"',
         description="Font family stack of letter bodies (the first installed one is used)",
@@ -44,3 +57,14 @@ class Settings(BaseSettings):
         default='"方正小标宋简体", "FZXiaoBiaoSong-B05S", "Noto Serif CJK SC"',
         description="Font family stack of organ marks and titles",
     )
+
+    def secret_problem(self) -> str | None:
+        """Why the web application must not start with this secret, or None."""
+        if self.demo:
+            return None
+        if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+            return (
+                "DEGREEFLOW_SECRET_KEY 仍为占位值或短于 32 个字符：请设置随机密钥"
+                "（如 python -c 'import secrets; print(secrets.token_urlsafe(48))'），或以演示模式运行（--demo）"
+            )
+        return None

@@ -114,6 +114,11 @@ class Step:
     when: Condition | None = None
     automatic: bool = False
     deadlines: tuple[DeadlineEffect, ...] = ()
+    # Rule sets under which the step takes effect only with the supervising leader's one-time code.
+    authorization: tuple[str, ...] = ()
+
+    def needs_authorization(self, rule_set: str) -> bool:
+        return rule_set in self.authorization
 
     @property
     def has_guard(self) -> bool:

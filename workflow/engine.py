@@ -33,6 +33,11 @@ from workflow.errors import (
 )
 from workflow.fields import FieldSet
 
+# Payload key of the supervising leader's one-time code on steps that need it.
+AUTHORIZATION_FIELD = "authorization_code"
+# (conn, actor, case, step, code, now): consume a valid code in the step's transaction or raise.
+AuthorizeHook = Callable[[Connection, Actor, CaseView, Step, "str | None", datetime], None]
+
 CASES = Case.__table__
 EVENTS = CaseEvent.__table__
 USERS = User.__table__
@@ -194,6 +199,7 @@ class WorkflowEngine:
         clock: Clock | None = None,
         vocabulary: Vocabulary | None = None,
         after_step: tuple[StepHook, ...] = (),
+        authorize: AuthorizeHook | None = None,
     ):
         self.db = db
         self.definitions = dict(definitions)
@@ -202,6 +208,7 @@ class WorkflowEngine:
         self.clock = clock or SystemClock()
         self.vocabulary = vocabulary or Vocabulary()
         self.after_step = after_step
+        self.authorize = authorize
 
     # -- queries ----------------------------------------------------------------------------------------
     def definition(self, case_type: str) -> ProcessDefinition:
@@ -381,6 +388,12 @@ class WorkflowEngine:
             if problem:
                 raise problem
             step_payload = dict(payload or {})
+            # A one-time code is checked and consumed here, never stored with the case or its events.
+            code = step_payload.pop(AUTHORIZATION_FIELD, None)
+            if first.needs_authorization(case.rule_set):
+                if self.authorize is None:
+                    raise Forbidden("此操作须主管领导授权，但未配置授权码服务", rule="authorization_unavailable")
+                self.authorize(conn, who, case, first, code, now)
             if defn.prepare_payload:
                 defn.prepare_payload(step_payload)
             merged = {**case.payload, **step_payload}

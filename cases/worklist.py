@@ -1,0 +1,242 @@
+"""Read models scoped to a person: the work queue, case search, the overview. No writes here.
+
+Scope is applied in SQL, so a person never even counts another organisation's cases: a unit sees its own, a
+province its units', the national office and the Degree Center everything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, and_, cast, false, func, or_, select, true, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from cases import registry
+from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
+from db.clock import to_utc
+from db.models import Case, CaseEvent, Deadline, Organisation
+from workflow import Actor
+
+CASES = Case.__table__
+ORGS = Organisation.__table__
+DEADLINES = Deadline.__table__
+EVENTS = CaseEvent.__table__
+OPEN_DEADLINE = ("running", "breached")
+
+
+def scope_clause(actor: Actor) -> ColumnElement[bool]:
+    """Which cases `actor` may see, as a condition on CASES joined with ORGS (the case's organisation)."""
+    if actor.org_kind in (NATIONAL, CENTER):
+        return true()
+    if actor.org_kind == UNIT:
+        return CASES.c.org_id == actor.org_id
+    if actor.org_kind == PROVINCE:
+        return ORGS.c.parent_id == actor.org_id
+    return false()
+
+
+def actionable(actor: Actor) -> list[tuple[str, str]]:
+    """(type, state) pairs in which this person's level and role can take a manual step."""
+    pairs = []
+    for name, defn in registry.DEFINITIONS.items():
+        for step in defn.steps:
+            if step.automatic or actor.org_kind not in step.actors:
+                continue
+            if step.roles and actor.role not in step.roles:
+                continue
+            pairs.append((name, step.source))
+    return sorted(set(pairs))
+
+
+def _next_due():  # type: ignore[no-untyped-def]
+    return (
+        select(func.min(DEADLINES.c.due_at))
+        .where(
+            DEADLINES.c.case_id == CASES.c.id,
+            DEADLINES.c.status.in_(OPEN_DEADLINE),
+            DEADLINES.c.stopped_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+
+
+def _base(actor: Actor):  # type: ignore[no-untyped-def]
+    next_due = _next_due().label("next_due_at")
+    return (
+        select(
+            CASES.c.id,
+            CASES.c.type,
+            CASES.c.state,
+            CASES.c.rule_set,
+            CASES.c.version,
+            CASES.c.opened_at,
+            CASES.c.updated_at,
+            CASES.c.closed_at,
+            CASES.c.payload,
+            ORGS.c.code.label("org"),
+            ORGS.c.name.label("org_name"),
+            next_due,
+        )
+        .join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
+        .where(scope_clause(actor))
+    ), next_due
+
+
+def _row(row: Any) -> dict[str, Any]:
+    defn = registry.DEFINITIONS[row.type]
+    payload = row.payload or {}
+    return {
+        "id": row.id,
+        "type": row.type,
+        "type_label": defn.label,
+        "state": row.state,
+        "state_label": defn.state_label(row.state),
+        "rule_set": row.rule_set,
+        "version": row.version,
+        "org": row.org,
+        "org_name": row.org_name,
+        "opened_at": row.opened_at,
+        "updated_at": row.updated_at,
+        "closed_at": row.closed_at,
+        "next_due_at": row.next_due_at,
+        "subject": _subject(payload),
+        "cert_no": str(payload.get("cert_no") or ""),
+    }
+
+
+def _subject(payload: dict[str, Any]) -> str:
+    """A short description of what the case is about, for lists."""
+    for key in ("name", "applicant_name"):
+        if payload.get(key):
+            return str(payload[key])
+    for key in ("records", "people", "changes"):
+        items = payload.get(key)
+        if isinstance(items, list) and items:
+            return f"{len(items)} 条"
+    return ""
+
+
+def queue(
+    conn: Connection, actor: Actor, *, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Open cases waiting on this person, most urgent deadline first (cases without a deadline last)."""
+    pairs = actionable(actor)
+    if not pairs:
+        return [], 0
+    query, next_due = _base(actor)
+    waiting = tuple_(CASES.c.type, CASES.c.state).in_(pairs)
+    query = query.where(waiting, CASES.c.closed_at.is_(None))
+    total = conn.execute(
+        select(func.count())
+        .select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id))
+        .where(scope_clause(actor), waiting, CASES.c.closed_at.is_(None))
+    ).scalar_one()
+    query = query.order_by(next_due.is_(None), next_due, CASES.c.id).limit(limit).offset(offset)
+    return [_row(row) for row in conn.execute(query)], int(total)
+
+
+def search(
+    conn: Connection,
+    actor: Actor,
+    *,
+    case_type: str | None = None,
+    state: str | None = None,
+    org: str | None = None,
+    text: str | None = None,
+    open_only: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Cases in scope, newest first; `text` matches the certificate number or a name in the case data."""
+    conditions: list[ColumnElement[bool]] = [scope_clause(actor)]
+    if case_type:
+        conditions.append(CASES.c.type == case_type)
+    if state:
+        conditions.append(CASES.c.state == state)
+    if org:
+        conditions.append(ORGS.c.code == org)
+    if open_only:
+        conditions.append(CASES.c.closed_at.is_(None))
+    if text and text.strip():
+        needle = text.strip()[:64].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(cast(CASES.c.payload, String).like(f"%{needle}%", escape="\\"))
+        if needle.isdigit():
+            conditions[-1] = or_(conditions[-1], CASES.c.id == int(needle[:9]))
+    where = and_(*conditions)
+    query, _ = _base(actor)
+    query = query.where(where).order_by(CASES.c.id.desc()).limit(limit).offset(offset)
+    total = conn.execute(
+        select(func.count()).select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id)).where(where)
+    ).scalar_one()
+    return [_row(row) for row in conn.execute(query)], int(total)
+
+
+def visible(conn: Connection, actor: Actor, case_id: int) -> bool:
+    return (
+        conn.execute(
+            select(CASES.c.id)
+            .join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
+            .where(CASES.c.id == case_id, scope_clause(actor))
+        ).first()
+        is not None
+    )
+
+
+def overview(conn: Connection, actor: Actor, now: datetime) -> dict[str, Any]:
+    """Open cases by type and state, overdue counts by unit, average time per step (hours)."""
+    scoped = CASES.join(ORGS, CASES.c.org_id == ORGS.c.id)
+    by_state = []
+    for type_, state, count in conn.execute(
+        select(CASES.c.type, CASES.c.state, func.count())
+        .select_from(scoped)
+        .where(scope_clause(actor), CASES.c.closed_at.is_(None))
+        .group_by(CASES.c.type, CASES.c.state)
+        .order_by(CASES.c.type, CASES.c.state)
+    ):
+        defn = registry.DEFINITIONS[type_]
+        by_state.append({"type": type_, "type_label": defn.label, "state": state,
+                         "state_label": defn.state_label(state), "count": int(count)})  # fmt: skip
+    overdue_rows = conn.execute(
+        select(ORGS.c.code, ORGS.c.name, func.count(func.distinct(CASES.c.id)))
+        .select_from(scoped.join(DEADLINES, DEADLINES.c.case_id == CASES.c.id))
+        .where(
+            scope_clause(actor),
+            DEADLINES.c.stopped_at.is_(None),
+            or_(
+                DEADLINES.c.status == "breached",
+                and_(DEADLINES.c.status == "running", DEADLINES.c.due_at < now),
+            ),
+        )
+        .group_by(ORGS.c.code, ORGS.c.name)
+        .order_by(func.count(func.distinct(CASES.c.id)).desc(), ORGS.c.code)
+    ).all()
+    overdue = [{"org": code, "org_name": name, "count": int(count)} for code, name, count in overdue_rows]
+    # Average time per step: from the previous event of the same case to this one.
+    previous = EVENTS.alias("previous")
+    durations: dict[tuple[str, str], list[float]] = defaultdict(list)
+    rows = conn.execute(
+        select(CASES.c.type, EVENTS.c.trigger, previous.c.at, EVENTS.c.at)
+        .select_from(
+            scoped.join(EVENTS, EVENTS.c.case_id == CASES.c.id).join(
+                previous, and_(previous.c.case_id == EVENTS.c.case_id, previous.c.seq == EVENTS.c.seq - 1)
+            )
+        )
+        .where(scope_clause(actor))
+        .order_by(EVENTS.c.id.desc())
+        .limit(20000)
+    )
+    for type_, trigger, before, after in rows:
+        durations[(type_, trigger)].append((to_utc(after) - to_utc(before)).total_seconds() / 3600)
+    steps = []
+    for (type_, trigger), values in sorted(durations.items()):
+        defn = registry.DEFINITIONS[type_]
+        label = next((s.label for s in defn.steps if s.trigger == trigger), trigger)
+        steps.append({"type": type_, "type_label": defn.label, "trigger": trigger, "label": label,
+                      "count": len(values), "avg_hours": round(sum(values) / len(values), 1)})  # fmt: skip
+    totals: dict[str, int] = defaultdict(int)
+    for item in by_state:
+        totals[item["type_label"]] += item["count"]
+    return {"by_state": by_state, "by_type": dict(totals), "overdue_by_unit": overdue, "step_times": steps}

@@ -1,0 +1,650 @@
+"""The web application: server-rendered pages in Simplified Chinese and a JSON API under /api/v1.
+
+Every route calls the service layer (`cases.service.DegreeFlow`) with the signed-in person; the service applies
+the same role and scope rules as the CLI. Another organisation's case is answered with 404, never 403.
+Sessions are signed cookies (Starlette's SessionMiddleware, itsdangerous); every form carries a CSRF token
+kept in the session, and the API takes it in the `X-CSRF-Token` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from cases import attachments as attachment_rules
+from cases import registry, worklist
+from cases.service import DegreeFlow
+from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, ROLES_BY_KIND, UNIT
+from degreeflow.settings import Settings
+from degreeflow.web import diagram
+from degreeflow.web.forms import FormField, form_fields, payload_from_form, values_for_form
+from workflow import (
+    Actor,
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    NotAllowedInState,
+    NotFound,
+    UnknownTrigger,
+    WorkflowError,
+)
+
+log = logging.getLogger("degreeflow.web")
+HERE = Path(__file__).resolve().parent
+PAGE_SIZE = 50
+STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidPayload: 422, NotAllowedInState: 409,
+          UnknownTrigger: 404}  # fmt: skip
+
+
+def status_of(error: WorkflowError) -> int:
+    for kind, status in STATUS.items():
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+class LoginRequired(Exception):
+    pass
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+@dataclass
+class ImportJob:
+    id: str
+    owner: int
+    org: str
+    filename: str
+    total: int = 0
+    done: int = 0
+    phase: str = "校验中"
+    finished: bool = False
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    report: Path | None = None
+    started: datetime = field(default_factory=datetime.now)
+
+
+def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler: bool = False) -> FastAPI:
+    settings = settings or Settings()
+    problem = settings.secret_problem()
+    if problem:
+        raise RuntimeError(problem)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(levels=LEVELS, roles=ROLES_BY_KIND, now=flow.clock.now)
+    render_lock = threading.Lock()
+    renderer_box: dict[str, Any] = {}
+    jobs: dict[str, ImportJob] = {}
+    data_dir = Path(settings.data_dir)
+    max_upload = settings.max_upload_mb * 1024 * 1024
+    if flow.attachments_dir is None:
+        flow.attachments_dir = data_dir / "attachments"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        running = None
+        if scheduler:
+            from scheduler.runner import build_scheduler
+
+            running = build_scheduler(
+                flow.db,
+                "degreeflow.jobs:sweep_job",
+                settings.sweep_interval_seconds,
+                {"database_url": flow.db.url.render_as_string(hide_password=False),
+                 "now": settings.now.isoformat() if settings.now else None},
+                blocking=False,
+            )  # fmt: skip
+            running.start()
+            log.info("scheduler started: sweep every %s s", settings.sweep_interval_seconds)
+        yield
+        if running is not None:
+            running.shutdown(wait=False)
+
+    app = FastAPI(
+        title="degreeflow",
+        summary="学位授予信息补报、修改、勘误、撤销、照片补报与学位认证案件管理",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="degreeflow_session",
+        max_age=settings.session_hours * 3600,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.flow = flow
+    app.state.jobs = jobs
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def csrf_token(request: Request) -> str:
+        token = request.session.get("csrf")
+        if not token:
+            token = secrets.token_urlsafe(32)
+            request.session["csrf"] = token
+        return token
+
+    def check_csrf(request: Request, submitted: Any) -> None:
+        expected = request.session.get("csrf")
+        if not expected or not isinstance(submitted, str) or not secrets.compare_digest(expected, submitted):
+            raise CsrfFailed()
+
+    def current(request: Request) -> Actor | None:
+        uid = request.session.get("uid")
+        if not isinstance(uid, int):
+            return None
+        try:
+            actor = flow.actor(uid)
+        except NotFound:
+            request.session.clear()
+            return None
+        if not actor.active:
+            request.session.clear()
+            return None
+        return actor
+
+    def require(request: Request) -> Actor:
+        actor = current(request)
+        if actor is None:
+            raise LoginRequired()
+        return actor
+
+    def client_address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def flash(request: Request, message: str, kind: str = "ok") -> None:
+        request.session.setdefault("flash", []).append([kind, message])
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        user = context.pop("user", None) or current(request)
+        flashes = request.session.pop("flash", []) if "flash" in request.session else []
+        context.update(user=user, csrf_token=csrf_token(request), flashes=flashes, path=request.url.path)
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def renderer():  # type: ignore[no-untyped-def]
+        if "pdf" not in renderer_box:
+            from degreeflow.pdf import PdfRenderer
+
+            renderer_box["pdf"] = PdfRenderer(settings.letter_fonts, settings.letter_title_fonts)
+        return renderer_box["pdf"]
+
+    def can_open(actor: Actor) -> list[tuple[str, str]]:
+        return [(name, d.label) for name, d in registry.DEFINITIONS.items()
+                if actor.org_kind in d.open_actors and (not d.open_roles or actor.role in d.open_roles)]  # fmt: skip
+
+    def units_for(actor: Actor) -> list[dict[str, Any]]:
+        orgs = flow.list_orgs()
+        units = [o for o in orgs if o["kind"] == UNIT]
+        if actor.org_kind == UNIT:
+            return [o for o in units if o["code"] == actor.org_code]
+        if actor.org_kind == PROVINCE:
+            return [o for o in units if o["parent"] == actor.org_code]
+        return units
+
+    def api_error(code: str, message: str, field: str | None, status: int) -> JSONResponse:
+        return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
+
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    # -- errors, translated at the edge ----------------------------------------------------------------
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if is_api(request):
+            return api_error("not_signed_in", "请先登录", None, 401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed) -> Response:
+        message = "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试"
+        if is_api(request):
+            return api_error("csrf_failed", message, "X-CSRF-Token", 403)
+        return page(request, "error.html", {"title": "请求被拒绝", "message": message}, 403)
+
+    @app.exception_handler(WorkflowError)
+    async def _workflow_error(request: Request, exc: WorkflowError) -> Response:
+        status = status_of(exc)
+        if is_api(request):
+            return api_error(exc.code, exc.message, exc.field, status)
+        title = {404: "未找到", 403: "无权办理", 409: "状态已变化"}.get(status, "无法办理")
+        return page(request, "error.html", {"title": title, "message": exc.message}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        message = f"请求参数 {where or ''} 无效：{first.get('msg', '')}".strip()
+        if is_api(request):
+            return api_error("invalid_request", message, where, 422)
+        return page(request, "error.html", {"title": "请求无效", "message": message}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = {404: "页面不存在", 405: "不支持此请求方式"}.get(exc.status_code, str(exc.detail))
+        if is_api(request):
+            return api_error("http_error", message, None, exc.status_code)
+        return page(request, "error.html", {"title": message, "message": message}, exc.status_code)
+
+    # -- sign-in ---------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> Response:
+        return RedirectResponse("/queue" if current(request) else "/login", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request, next: str = "/queue") -> Response:
+        return page(request, "login.html", {"next": _safe_next(next), "demo": settings.demo,
+                                            "demo_users": _demo_users() if settings.demo else []})  # fmt: skip
+
+    def _demo_users() -> list[dict[str, Any]]:
+        from degreeflow import demo
+
+        return [{"username": u, "name": n, "role": r, "org": o} for u, n, r, o in demo.USERS]
+
+    @app.post("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        check_csrf(request, form.get("csrf_token"))
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "/queue")))
+        try:
+            actor = flow.sign_in(username, password, client_address(request))
+        except Forbidden as exc:
+            return page(request, "login.html", {"next": target, "error": exc.message, "username": username[:64],
+                                                "demo": settings.demo,
+                                                "demo_users": _demo_users() if settings.demo else []}, 401)  # fmt: skip
+        request.session.clear()  # a fresh session (and CSRF token) after sign-in
+        request.session.update(uid=actor.id, csrf=secrets.token_urlsafe(32))
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        check_csrf(request, form.get("csrf_token"))
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # -- pages -----------------------------------------------------------------------------------------
+    @app.get("/queue", response_class=HTMLResponse, include_in_schema=False)
+    def queue_page(request: Request, page_no: int = 1) -> Response:
+        actor = require(request)
+        page_no = max(page_no, 1)
+        rows, total = flow.queue(actor.id, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+        return page(request, "queue.html", {"user": actor, "rows": rows, "total": total, "page_no": page_no,
+                                            "pages": max(1, -(-total // PAGE_SIZE))})  # fmt: skip
+
+    @app.get("/cases", response_class=HTMLResponse, include_in_schema=False)
+    def cases_page(
+        request: Request, type: str = "", state: str = "", org: str = "", q: str = "", open: str = "",
+        page_no: int = 1,
+    ) -> Response:  # fmt: skip
+        actor = require(request)
+        page_no = max(page_no, 1)
+        filters = {"case_type": type or None, "state": state or None, "org": org or None, "text": q or None,
+                   "open_only": open == "1"}  # fmt: skip
+        rows, total = flow.search_cases(
+            actor.id, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE, **filters
+        )
+        states = sorted({(s, d.state_label(s)) for n, d in registry.DEFINITIONS.items() if not type or n == type
+                         for s in d.states})  # fmt: skip
+        query = urlencode(
+            {k: v for k, v in {"type": type, "state": state, "org": org, "q": q, "open": open}.items() if v}
+        )
+        return page(request, "cases.html", {
+            "user": actor, "rows": rows, "total": total, "page_no": page_no, "pages": max(1, -(-total // PAGE_SIZE)),
+            "types": [(n, d.label) for n, d in registry.DEFINITIONS.items()], "states": states,
+            "units": units_for(actor), "f": {"type": type, "state": state, "org": org, "q": q, "open": open},
+            "query": query, "can_open": can_open(actor),
+        })  # fmt: skip
+
+    @app.get("/cases/new", response_class=HTMLResponse, include_in_schema=False)
+    def new_case_choice(request: Request) -> Response:
+        actor = require(request)
+        return page(request, "new_choice.html", {"user": actor, "types": can_open(actor)})
+
+    def _open_fields(case_type: str) -> list[FormField]:
+        return form_fields(flow.engine.definition(case_type).open_requires)
+
+    @app.get("/cases/new/{case_type}", response_class=HTMLResponse, include_in_schema=False)
+    def new_case_form(request: Request, case_type: str) -> Response:
+        actor = require(request)
+        defn = flow.engine.definition(case_type)
+        if (case_type, defn.label) not in can_open(actor):
+            raise Forbidden(f"{actor.org_name}不能新建{defn.label}案件", rule="actor_level")
+        fields = _open_fields(case_type)
+        return page(request, "new_case.html", {"user": actor, "defn": defn, "fields": fields, "values": {},
+                                               "errors": {}, "units": units_for(actor)})  # fmt: skip
+
+    @app.post("/cases/new/{case_type}", response_class=HTMLResponse, include_in_schema=False)
+    async def new_case(request: Request, case_type: str) -> Response:
+        actor = require(request)
+        form = await request.form()
+        check_csrf(request, form.get("csrf_token"))
+        defn = flow.engine.definition(case_type)
+        fields = _open_fields(case_type)
+        payload = payload_from_form(form, fields)
+        org = str(form.get("org") or actor.org_code)
+        note = str(form.get("note", ""))[:2000]
+        try:
+            result = flow.open_case(case_type, org, actor.username, payload, note)
+        except WorkflowError as exc:
+            errors = {exc.field or "_": exc.message}
+            return page(request, "new_case.html", {
+                "user": actor, "defn": defn, "fields": fields, "values": values_for_form(payload, fields),
+                "errors": errors, "error": exc.message, "units": units_for(actor), "org": org, "note": note,
+            }, status_of(exc))  # fmt: skip
+        flash(request, f"已新建{defn.label}案件 #{result.case_id}")
+        return RedirectResponse(f"/cases/{result.case_id}", status_code=303)
+
+    def _case_context(actor: Actor, case_id: int) -> dict[str, Any]:
+        case = flow.case_for(case_id, actor.id)
+        defn = flow.engine.definition(case["type"])
+        actions = []
+        for item in case["allowed"] or []:
+            step = defn.candidates(case["state"], item["trigger"])[0]
+            fields = form_fields(step.requires)
+            prefill = {
+                k: v
+                for k, v in case["payload"].items()
+                if not any(r.fresh and r.name == k for r in step.requires)
+            }
+            actions.append({**item, "fields": fields, "values": values_for_form(prefill, fields),
+                            "danger": item["trigger"] in ("reject", "refuse", "return")})  # fmt: skip
+        return {
+            "user": actor, "case": case, "defn": defn, "actions": actions,
+            "documents": flow.documents(case_id), "attachments": flow.attachments(case_id),
+            "diagram": diagram.svg(defn, case["state"]), "errors": {}, "failed": None,
+            "data_rows": _data_rows(case["payload"]), "labels": _labels(defn),
+        }  # fmt: skip
+
+    @app.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
+    def case_page(request: Request, case_id: int) -> Response:
+        actor = require(request)
+        return page(request, "case.html", _case_context(actor, case_id))
+
+    @app.get("/cases/{case_id}/diagram.svg", include_in_schema=False)
+    def case_diagram(request: Request, case_id: int) -> Response:
+        actor = require(request)
+        case = flow.case_for(case_id, actor.id)
+        return Response(
+            diagram.svg(flow.engine.definition(case["type"]), case["state"]), media_type="image/svg+xml"
+        )
+
+    @app.post("/cases/{case_id}/steps/{trigger}", response_class=HTMLResponse, include_in_schema=False)
+    async def fire_step(request: Request, case_id: int, trigger: str) -> Response:
+        actor = require(request)
+        form = await request.form()
+        check_csrf(request, form.get("csrf_token"))
+        context = _case_context(actor, case_id)  # also: 404 for a case outside the person's scope
+        action = next((a for a in context["actions"] if a["trigger"] == trigger), None)
+        fields = action["fields"] if action else []
+        payload = payload_from_form(form, fields)
+        code = str(form.get("authorization_code", "")).strip()
+        if code:
+            payload["authorization_code"] = code[:32]
+        note = str(form.get("note", ""))[:2000]
+        try:
+            version = int(str(form.get("version", "")))
+        except ValueError:
+            version = None
+        try:
+            result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
+        except WorkflowError as exc:
+            context = _case_context(actor, case_id)
+            for item in context["actions"]:
+                if item["trigger"] == trigger:
+                    item["values"] = values_for_form(payload, item["fields"])
+                    item["note"] = note
+            context.update(errors={exc.field or "_": exc.message}, failed=trigger, error=exc.message)
+            return page(request, "case.html", context, status_of(exc))
+        defn = flow.engine.definition(context["case"]["type"])
+        flash(
+            request,
+            f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
+        )
+        return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+    @app.post("/cases/{case_id}/authorization/{trigger}", include_in_schema=False)
+    async def request_code(request: Request, case_id: int, trigger: str) -> Response:
+        actor = require(request)
+        form = await request.form()
+        check_csrf(request, form.get("csrf_token"))
+        sent = flow.request_authorization(case_id, trigger, actor.username)
+        flash(request, f"授权码已发送给主管领导：{sent['leaders']}（10 分钟内有效）")
+        return RedirectResponse(f"/cases/{case_id}#step-{trigger}", status_code=303)
+
+    @app.post("/cases/{case_id}/attachments", include_in_schema=False)
+    async def upload(request: Request, case_id: int) -> Response:
+        actor = require(request)
+        length = int(request.headers.get("content-length") or 0)
+        if length > max_upload + 65536:
+            raise InvalidPayload(
+                f"字段 file（附件）：文件超过上限 {settings.max_upload_mb} MB", field="file", rule="file_size"
+            )
+        async with request.form(max_part_size=max_upload + 1) as form:
+            check_csrf(request, form.get("csrf_token"))
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidPayload("字段 file（附件）：请选择文件", field="file", rule="required_field")
+            content = await upload.read(max_upload + 1)
+            filename = upload.filename or ""
+        try:
+            saved = flow.add_attachment(case_id, actor.id, filename, content, max_upload)
+        except InvalidPayload as exc:
+            context = _case_context(actor, case_id)
+            context.update(errors={"file": exc.message}, error=exc.message)
+            return page(request, "case.html", context, 422)
+        flash(request, f"已上传附件 {saved['filename']}")
+        return RedirectResponse(f"/cases/{case_id}#attachments", status_code=303)
+
+    @app.get("/cases/{case_id}/attachments/{attachment_id}", include_in_schema=False)
+    def download_attachment(request: Request, case_id: int, attachment_id: int) -> Response:
+        actor = require(request)
+        row, path = flow.attachment_file(case_id, attachment_id, actor.id)
+        headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(row['filename'])}",
+                   "X-Content-Type-Options": "nosniff"}  # fmt: skip
+        return Response(path.read_bytes(), media_type=row["content_type"], headers=headers)
+
+    def _document_pdf(actor: Actor, document_id: int) -> tuple[dict[str, Any], bytes]:
+        document, html = flow.document_html(document_id)
+        if not flow_visible(actor, document["case_id"]):
+            raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
+        with render_lock:
+            data = renderer().pdf(html)
+        return document, data
+
+    def flow_visible(actor: Actor, case_id: int) -> bool:
+        with flow.db.connect() as conn:
+            return worklist.visible(conn, actor, case_id)
+
+    @app.get("/documents/{document_id}.pdf", include_in_schema=False)
+    def document_pdf(request: Request, document_id: int) -> Response:
+        actor = require(request)
+        document, data = _document_pdf(actor, document_id)
+        name = f"{document['number']}.pdf"
+        return Response(data, media_type="application/pdf",
+                        headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"})  # fmt: skip
+
+    @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+    def inbox_page(request: Request) -> Response:
+        actor = require(request)
+        return page(request, "inbox.html", {"user": actor, "messages": flow.inbox(actor.username, limit=200)})
+
+    @app.get("/query", response_class=HTMLResponse, include_in_schema=False)
+    def query_page(request: Request, cert_no: str = "", name: str = "") -> Response:
+        answer = None
+        errors: dict[str, str] = {}
+        if cert_no or name:
+            if not cert_no.strip():
+                errors["cert_no"] = "字段 cert_no（学位证书编号）：必须填写"
+            if not name.strip():
+                errors["name"] = "字段 name（姓名）：必须填写"
+            if not errors:
+                actor = current(request)
+                answer = flow.query_certificate(cert_no[:32], name[:100], client=client_address(request),
+                                                member=actor is not None)  # fmt: skip
+        status = 429 if answer and answer["status"] == "limited" else 200
+        return page(request, "query.html", {"answer": answer, "cert_no": cert_no[:32], "name": name[:100],
+                                            "errors": errors}, status)  # fmt: skip
+
+    @app.get("/overview", response_class=HTMLResponse, include_in_schema=False)
+    def overview_page(request: Request) -> Response:
+        actor = require(request)
+        if actor.org_kind == UNIT:
+            raise NotFound("页面不存在", rule="page_exists")
+        return page(request, "overview.html", {"user": actor, "data": flow.overview(actor.id)})
+
+    # -- records -------------------------------------------------------------------------------------------
+    @app.get("/records", response_class=HTMLResponse, include_in_schema=False)
+    def records_page(request: Request, cert_no: str = "") -> Response:
+        actor = require(request)
+        history = None
+        error = None
+        if cert_no.strip():
+            try:
+                history = flow.record_history_for(cert_no.strip()[:32], actor.id)
+            except NotFound as exc:
+                error = exc.message
+        mine = [j for j in jobs.values() if j.owner == actor.id]
+        return page(request, "records.html", {"user": actor, "history": history, "cert_no": cert_no[:32],
+                                              "error": error, "jobs": mine[-5:], "units": units_for(actor)})  # fmt: skip
+
+    @app.post("/records/import", include_in_schema=False)
+    async def records_import(request: Request) -> Response:
+        actor = require(request)
+        async with request.form(max_part_size=max_upload + 1) as form:
+            check_csrf(request, form.get("csrf_token"))
+            if actor.org_kind != UNIT and actor.org_kind not in (NATIONAL, CENTER):
+                raise Forbidden("只有学位授予单位或学位中心可以导入学位授予信息", rule="records_import_level")
+            org = actor.org_code if actor.org_kind == UNIT else str(form.get("org", ""))
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidPayload(
+                    "字段 file（数据文件）：请选择 CSV 或 XLSX 文件", field="file", rule="required_field"
+                )
+            name = attachment_rules.safe_name(upload.filename or "records.csv")
+            if not name.lower().endswith((".csv", ".xlsx")):
+                raise InvalidPayload(
+                    f"字段 file（数据文件）：只接受 .csv 或 .xlsx，收到“{name}”",
+                    field="file",
+                    rule="file_type",
+                )
+            job = ImportJob(uuid.uuid4().hex, actor.id, org, name)
+            folder = data_dir / "imports" / job.id
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            with path.open("wb") as handle:
+                while chunk := await upload.read(1 << 20):
+                    handle.write(chunk)
+            skip = form.get("skip_invalid") == "1"
+        jobs[job.id] = job
+        threading.Thread(target=_run_import, args=(job, path, skip), daemon=True).start()
+        return RedirectResponse(f"/records/jobs/{job.id}", status_code=303)
+
+    def _run_import(job: ImportJob, path: Path, skip: bool) -> None:
+        from cases import record_files
+
+        try:
+            job.total = sum(1 for _ in record_files.iter_rows(path))
+            job.phase = "导入中"
+
+            def advance(n: int) -> None:
+                job.done += n
+
+            job.result = flow.records_import(path, job.org, skip, progress=advance)
+            job.phase = "已完成"
+            report = job.result.get("report")
+            job.report = Path(report) if report else None
+        except WorkflowError as exc:
+            job.error = exc.to_dict()
+            job.phase = "未导入"
+            report = path.with_name(path.stem + "-错误报告.xlsx")
+            candidates = sorted(path.parent.glob("*.xlsx"))
+            job.report = next((c for c in candidates if c != path), report if report.exists() else None)
+        except Exception as exc:  # pragma: no cover - shown to the user, logged for the operator
+            log.exception("import failed")
+            job.error = {"code": "import_failed", "message": f"导入失败：{exc}"}
+            job.phase = "未导入"
+        finally:
+            job.finished = True
+
+    def _job(actor: Actor, job_id: str) -> ImportJob:
+        job = jobs.get(job_id)
+        if job is None or job.owner != actor.id:
+            raise NotFound("导入任务不存在", rule="job_exists")
+        return job
+
+    @app.get("/records/jobs/{job_id}.json", include_in_schema=False)
+    def job_status(request: Request, job_id: str) -> Response:
+        actor = require(request)
+        job = _job(actor, job_id)
+        return JSONResponse({"phase": job.phase, "total": job.total, "done": job.done, "finished": job.finished,
+                             "result": job.result, "error": job.error,
+                             "report": bool(job.report and job.report.exists())})  # fmt: skip
+
+    @app.get("/records/jobs/{job_id}/report.xlsx", include_in_schema=False)
+    def job_report(request: Request, job_id: str) -> Response:
+        actor = require(request)
+        job = _job(actor, job_id)
+        if not job.report or not job.report.exists():
+            raise NotFound("此导入没有错误报告", rule="report_exists")
+        name = f"错误报告-{job.filename}.xlsx"
+        return Response(job.report.read_bytes(), media_type=attachment_rules.ALLOWED["xlsx"][0],
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})  # fmt: skip
+
+    @app.get("/records/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def job_page(request: Request, job_id: str) -> Response:
+        actor = require(request)
+        return page(request, "import_job.html", {"user": actor, "job": _job(actor, job_id)})
+
+    from degreeflow.web import api
+
+    app.include_router(api.router(flow, settings, current, check_csrf, client_address, _document_pdf))
+    return app
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths (no scheme, no //host) after sign-in."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/queue"
+    return target[:500]
+
+
+def _data_rows(payload: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(key, value) for key, value in payload.items() if key != "authorization_code"]
+
+
+def _labels(defn: Any) -> dict[str, str]:
+    """Chinese labels of the payload keys a definition knows (for the case data table)."""
+    labels: dict[str, str] = {}
+    rules = list(defn.open_requires)
+    for step in defn.steps:
+        rules.extend(step.requires)
+    while rules:
+        rule = rules.pop()
+        labels.setdefault(rule.name, rule.label)
+        rules.extend(rule.items)
+    return labels
