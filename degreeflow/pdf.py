@@ -262,7 +262,8 @@ def _collector_paused() -> Iterator[None]:
     WeasyPrint allocates some 100,000 objects per page of a form (boxes, computed styles, text layouts); the
     collector's passes while they pile up re-scan the whole heap and took 30-40 % of a 300-row form's time
     (measured with gc.callbacks). Reference counting still frees most objects at once; the cycles left by the
-    rendering (boxes pointing at their parents) are young and go in the first collection after the pause."""
+    rendering (boxes pointing at their parents) are young and go in the first collection after the pause
+    (a young-generation pass, normally before the call returns)."""
     if not gc.isenabled():
         yield
         return
