@@ -6,14 +6,16 @@ state where the change applies (amendment/errata `recorded`, revocation `revoked
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
-from cases.degree_record import COLUMN, BatchChecker, Problem, as_fields, normalise, parse_yyyymmdd
+from cases.degree_record import COLUMN, BatchChecker, Fields, Problem, as_fields, normalise, parse_yyyymmdd
 from db.models import DegreeRecord, QueryLog, RecordChange
 from workflow import FireContext, Step
 
@@ -21,25 +23,6 @@ RECORDS = DegreeRecord.__table__
 CHANGES = RecordChange.__table__
 QUERIES = QueryLog.__table__
 CHUNK = 2000
-
-
-def record_values(record: Mapping[str, str], now: datetime, source: str) -> dict[str, Any]:
-    conferral = parse_yyyymmdd(record.get("conferral_date", ""))
-    return {
-        "cert_no": record["cert_no"],
-        "unit_code": record.get("unit_code") or record["cert_no"][:5],
-        "name": record.get("name", ""),
-        "id_number": record.get("id_number", ""),
-        "degree_type": record.get("degree_type", ""),
-        "conferral_date": conferral,
-        "data": dict(record),
-        "status": "filed",
-        "publishable": True,
-        "photo_missing": False,
-        "filed_at": now,
-        "revoked_at": None,
-        "source": source[:200],
-    }
 
 
 def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
@@ -86,22 +69,165 @@ def check_for_import(
 def store(
     conn: Connection, rows: Iterable[Mapping[str, str]], now: datetime, source: str, progress: Any = None
 ) -> int:
-    batch: list[dict[str, Any]] = []
+    """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time.
+
+    One INSERT compiled by SQLAlchemy for the connection's dialect (its bind processors for dates, times,
+    booleans and JSON) is run with `executemany` on the DBAPI cursor: the per-row work of `Connection.execute`
+    (parameter dictionaries, processors, insertmanyvalues batches) cost more than SQLite's own insert."""
+    plan = _InsertPlan.of(conn.dialect)
+    make = plan.maker(now, source)
     count = 0
+    batch: list[Any] = []
     for row in rows:
-        batch.append(record_values(row, now, source))
+        batch.append(make(row))
         if len(batch) >= CHUNK:
-            conn.execute(insert(RECORDS), batch)
+            plan.executemany(conn, batch)
             count += len(batch)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        conn.execute(insert(RECORDS), batch)
+        plan.executemany(conn, batch)
         count += len(batch)
         if progress:
             progress(len(batch))
     return count
+
+
+_INSERT_COLUMNS = tuple(column.key for column in RECORDS.c if column.key != "id")
+
+
+class _InsertPlan:
+    """The INSERT of `store`, compiled once per dialect."""
+
+    _plans: dict[str, _InsertPlan] = {}
+
+    def __init__(self, dialect: Dialect):
+        compiled = insert(RECORDS).inline().compile(dialect=dialect, column_keys=list(_INSERT_COLUMNS))
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        self.names = tuple(compiled.positiontup or ()) if self.positional else _INSERT_COLUMNS
+        if set(self.names) != set(_INSERT_COLUMNS):  # pragma: no cover - a schema change not reflected here
+            raise RuntimeError(f"unexpected INSERT parameters {self.names}")
+        self.processors: dict[str, Callable[[Any], Any] | None] = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        # Rows read from a file have text values only: their JSON is written directly when the dialect's
+        # serializer is json.dumps(ensure_ascii=False) (the engine's), checked here on a probe.
+        self.fast_json = self._bound("data", _JSON_PROBE) == json_text(_JSON_PROBE)
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> _InsertPlan:
+        plan = cls._plans.get(dialect.name)
+        if plan is None:
+            plan = cls._plans[dialect.name] = cls(dialect)
+        return plan
+
+    def _bound(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return processor(value) if processor is not None and value is not None else value
+
+    def maker(self, now: datetime, source: str) -> Callable[[Mapping[str, str]], Any]:
+        """A function from a row to its INSERT parameters (a tuple in the statement's order, or a dict)."""
+        bound = self._bound
+        constant = {
+            "status": bound("status", "filed"),
+            "publishable": bound("publishable", True),
+            "photo_missing": bound("photo_missing", False),
+            "filed_at": bound("filed_at", now),
+            "revoked_at": None,
+            "source": bound("source", source[:200]),
+        }
+        dates: dict[str, Any] = {}  # one conferral date per batch: parsed and bound once
+
+        def conferral(text: str) -> Any:
+            found = dates.get(text)
+            if found is None and text not in dates:
+                found = dates[text] = bound("conferral_date", parse_yyyymmdd(text))
+            return found
+
+        data_of = self._data_maker()
+        names = self.names
+        if names[:7] == _VARYING and names[7:] == _CONSTANT and self.positional:
+            tail = tuple(constant[name] for name in _CONSTANT)
+
+            def make(row: Mapping[str, str]) -> Any:
+                cert = row["cert_no"]
+                get = row.get
+                return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""),
+                        get("degree_type", ""), conferral(get("conferral_date", "")), data_of(row), *tail)  # fmt: skip
+
+            return make
+
+        def make_general(row: Mapping[str, str]) -> Any:
+            cert = row["cert_no"]
+            get = row.get
+            values = {
+                **constant,
+                "cert_no": cert,
+                "unit_code": get("unit_code") or cert[:5],
+                "name": get("name", ""),
+                "id_number": get("id_number", ""),
+                "degree_type": get("degree_type", ""),
+                "conferral_date": conferral(get("conferral_date", "")),
+                "data": data_of(row),
+            }
+            return tuple(values[name] for name in names) if self.positional else values
+
+        return make_general
+
+    def _data_maker(self) -> Callable[[Mapping[str, str]], Any]:
+        bound = self._bound
+        if not self.fast_json:
+            return lambda row: bound("data", dict(row))
+        templates: dict[tuple[str, ...], tuple[str, int]] = {}
+
+        def data(row: Mapping[str, str]) -> Any:
+            if type(row) is not Fields:
+                return bound("data", dict(row))
+            keys = tuple(row)
+            template = templates.get(keys)
+            if template is None:
+                template = templates[keys] = _json_template(keys)
+            text = template[0] % tuple(row.values())
+            if text.isprintable() and text.count('"') == template[1] and "\\" not in text:
+                return text  # nothing to escape: exactly what json.dumps writes
+            return bound("data", dict(row))
+
+        return data
+
+    def executemany(self, conn: Connection, batch: list[Any]) -> None:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, batch)
+        except conn.dialect.loaded_dbapi.Error as error:
+            # The exception SQLAlchemy would raise, so callers see one error family.
+            raise DBAPIError.instance(
+                self.sql, batch[:1], error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from error
+        finally:
+            cursor.close()
+
+
+_VARYING = ("cert_no", "unit_code", "name", "id_number", "degree_type", "conferral_date", "data")
+_CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source")
+_JSON_PROBE = {"name": "张伟", "cert_no": "1063532024000123", "gender": "女"}
+
+
+def json_text(record: Mapping[str, Any]) -> str:
+    """The JSON text of `data` as the engine writes it (db.engine: json.dumps without \\u escapes)."""
+    return json.dumps(dict(record), ensure_ascii=False)
+
+
+def _json_template(keys: tuple[str, ...]) -> tuple[str, int]:
+    """A %-template of the JSON object with these keys and string values, and how many quotes it has."""
+    template = (
+        "{"
+        + ", ".join(json.dumps(key, ensure_ascii=False).replace("%", "%%") + ': "%s"' for key in keys)
+        + "}"
+    )
+    return template, template.count('"')
 
 
 def _record(conn: Connection, cert_no: str) -> Any:
