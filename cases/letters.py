@@ -213,7 +213,7 @@ ISSUE_ON: dict[tuple[str, str, str, str], tuple[str, ...]] = {
     ("errata", "draft", "submit", "province_review"): ("errata_application",),
     ("errata", "province_review", "approve", "recorded"): ("province_approval",),
     ("errata", "province_review", "reject", "rejected"): ("province_rejection",),
-    ("revocation", "draft", "submit", "reported"): ("revocation_report",),
+    ("revocation", "unit_check", "verify", "reported"): ("revocation_report",),
     ("photo", "draft", "submit", "filed"): ("photo_letter",),
     ("authentication", "comparing", "send_to_unit", "verification"): ("verification_feedback",),
     ("authentication", "reported", "dispute", "verification"): ("verification_feedback",),

@@ -103,3 +103,27 @@ def cert_no_of_unit(org_code: str, value: Any, field: str) -> None:
 
 def date_of(payload: Mapping[str, Any], key: str) -> date | None:
     return parse_date(payload.get(key))
+
+
+def id_number_problem(value: Any) -> str | None:
+    """Why a resident ID number (GB 11643) is wrong, or None: checked with python-stdnum."""
+    from stdnum.cn import ric
+    from stdnum.exceptions import (
+        InvalidChecksum,
+        InvalidComponent,
+        InvalidFormat,
+        InvalidLength,
+        ValidationError,
+    )
+
+    try:
+        ric.validate(str(value))
+    except InvalidLength:
+        return f"居民身份证号码应为18位，收到“{value}”（{len(str(value))}位）"
+    except InvalidChecksum:
+        return f"居民身份证号码校验位不正确（GB 11643），收到“{value}”"
+    except InvalidComponent:
+        return f"居民身份证号码中的出生日期或地区码无效，收到“{value}”"
+    except (InvalidFormat, ValidationError):
+        return f"居民身份证号码格式不正确（17位数字加校验位 0-9 或 X），收到“{value}”"
+    return None

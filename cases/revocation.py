@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit
-from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
+from cases.common import REASON
+from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit, id_number_problem
+from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
 from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step, parse_date
 
 
@@ -55,6 +56,7 @@ DEFINITION = ProcessDefinition(
     label="撤销",
     states={
         "draft": "草稿",
+        "unit_check": "待本单位校核",
         "reported": "已报告（待省级确认）",
         "confirmed": "省级已确认",
         "revoked": "已撤销备案",
@@ -67,15 +69,21 @@ DEFINITION = ProcessDefinition(
         FieldRule("name", "姓名"),
         FieldRule("conferral_date", "获学位日期", kind="date"),
         DECISION_DATE,
+        FieldRule("id_number", "身份证件号码", required=False, check=id_number_problem),
     ),
     open_guards=(_cert_no,),
     open_deadlines=REPORT_DUE,
     rule_sets=("2013", "2020", "2024"),
     choose_rule_set=choose_rule_set,
     steps=(
-        Step("submit", "draft", "reported", (UNIT,), label="报送撤销报告",
-             requires=(DECISION_DATE, FieldRule("resolution_no", "撤销决议文号")),
-             deadlines=(DeadlineEffect("stop", "report"),)),
+        # Collection and verification by different staff (seed 002 art. 12(2)): the collector prepares the
+        # report, a second person of the unit checks it and sends it; under the 2024 platform rules that
+        # step also needs the supervising leader's one-time code (seed 003 item 7).
+        Step("submit", "draft", "unit_check", (UNIT,), label="提交撤销报告（待校核）",
+             requires=(DECISION_DATE, FieldRule("resolution_no", "撤销决议文号"))),
+        Step("send_back", "unit_check", "draft", (UNIT,), label="退回修改", roles=VERIFY_ROLES, requires=(REASON,)),
+        Step("verify", "unit_check", "reported", (UNIT,), label="校核并报送撤销报告", roles=VERIFY_ROLES,
+             second_person=True, authorization=("2024",), deadlines=(DeadlineEffect("stop", "report"),)),
         Step("confirm", "reported", "confirmed", (PROVINCE,), label="省级确认",
              deadlines=(DeadlineEffect("start", "center_verify", 3, working=True, rule_sets=("2013",),
                                        label="学位中心核实并删除", owner=CENTER),)),

@@ -182,6 +182,7 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
     ],
     ("errata", "self_check"): [Move("verifier", "confirm", {})],
     ("revocation", "draft"): [Move("collector", "submit", {"resolution_no": "西南大学学位〔2026〕3号"})],
+    ("revocation", "unit_check"): [Move("verifier", "verify", {}, "已校核")],
     ("revocation", "reported"): [Move("province", "confirm", {})],
     ("revocation", "confirmed"): [Move("center", "revoke", {})],
     ("photo", "draft"): [

@@ -114,3 +114,14 @@ def open_case(flow: DegreeFlow, case_type: str, **extra: Any) -> int:
 def fire(flow: DegreeFlow, case_id: int, case_type: str, trigger: str, part: str, **extra: Any):  # type: ignore[no-untyped-def]
     data = {**STEP_DATA.get((case_type, trigger), {}), **extra}
     return flow.fire(case_id, trigger, users_for(UNIT[case_type])[part], payload=data)
+
+
+def leader_code(flow: DegreeFlow, case_id: int, trigger: str, as_user: str, leader: str = "10635XW04") -> str:
+    """Ask for the supervising leader's one-time code and read it from the leader's inbox, as the leader would."""
+    import re
+
+    flow.request_authorization(case_id, trigger, as_user)
+    latest = next(m for m in flow.inbox(leader) if m["kind"] == "authorization" and m["case_id"] == case_id)
+    found = re.search(r"授权码 (\d{6})", latest["body"])
+    assert found, latest
+    return found[1]

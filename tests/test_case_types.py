@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cases import authentication
-from tests.helpers import fire, open_case, snapshot, users_for
+from tests.helpers import fire, leader_code, open_case, snapshot, users_for
 from workflow import (
     Forbidden,
     InvalidPayload,
@@ -33,7 +33,8 @@ HAPPY_PATHS = {
     ],
     "errata": [("submit", "collector", "self_check"), ("confirm", "verifier", "recorded")],
     "revocation": [
-        ("submit", "collector", "reported"),
+        ("submit", "collector", "unit_check"),
+        ("verify", "verifier", "reported"),
         ("confirm", "province", "confirmed"),
         ("revoke", "national", "revoked"),
     ],
@@ -134,6 +135,13 @@ def test_revocation_rule_set_chosen_by_dates(
     assert shown["rule_set"] == rule_set
     assert [(d["name"], d["due_date"]) for d in shown["deadlines"]] == [("report", due)]
     fire(flow, case_id, "revocation", "submit", "collector")
+    # The 2024 platform rules need the supervising leader's one-time code for the report.
+    code = (
+        {"authorization_code": leader_code(flow, case_id, "verify", "10635XW02")}
+        if rule_set == "2024"
+        else {}
+    )
+    flow.fire(case_id, "verify", "10635XW02", payload=code)
     fire(flow, case_id, "revocation", "confirm", "province")
     names = [d["name"] for d in flow.show(case_id)["deadlines"]]
     assert ("center_verify" in names) is second_deadline

@@ -49,7 +49,9 @@ def test_revocation_open_then_submit_as_a_user_types_it(cli):
         "-f",
         "resolution_no=西南大学学位〔2026〕3号",
     )
-    assert "draft → reported" in fired.stdout
+    assert "draft → unit_check" in fired.stdout
+    verified = cli("case", "fire", str(case_id), "verify", "--as", "10635XW02")
+    assert "unit_check → reported" in verified.stdout
     shown = json.loads(cli("case", "show", str(case_id), "--as", "prov50", "--json").stdout)
     assert shown["state"] == "reported" and shown["rule_set"] == "2020"
     assert [a["trigger"] for a in shown["allowed"]] == ["confirm"]

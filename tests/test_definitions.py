@@ -25,7 +25,10 @@ CANONICAL = {
         ("draft", "submit", "self_check"), ("draft", "submit", "province_review"), ("self_check", "confirm", "recorded"),
         ("province_review", "approve", "recorded"), ("province_review", "reject", "rejected"),
     },
-    "revocation": {("draft", "submit", "reported"), ("reported", "confirm", "confirmed"), ("confirmed", "revoke", "revoked")},
+    # An internal unit_check state between submit and reported (the second person's check).
+    "revocation": {("draft", "submit", "unit_check"), ("unit_check", "verify", "reported"),
+                   ("unit_check", "send_back", "draft"),
+                   ("reported", "confirm", "confirmed"), ("confirmed", "revoke", "revoked")},
     "photo": {("draft", "submit", "filed"), ("filed", "acknowledge", "recorded")},
     "authentication": {
         ("received", "check", "comparing"), ("received", "refuse", "refused"),

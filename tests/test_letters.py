@@ -26,7 +26,7 @@ FULL_WALK = {
     "supplement": [("submit", "collector"), ("approve", "province"), ("submit_data", "verifier"), ("accept", "province")],
     "amendment": [("submit", "collector"), ("approve", "province")],
     "errata": [],  # key-field errata below
-    "revocation": [("submit", "collector")],
+    "revocation": [("submit", "collector"), ("verify", "verifier")],
     "photo": [("submit", "collector")],
     "authentication": [("check", "center"), ("send_to_unit", "center"), ("answer", "verifier"), ("issue_report", "center")],
 }  # fmt: skip

@@ -85,6 +85,7 @@ def test_a_case_opened_after_its_limit_is_late_at_once_and_the_unit_is_escalated
     assert [m["kind"] for m in flow.inbox("10635XW02")] == ["breach"]  # the unit itself
     assert flow.sweep()[0].findings == []
     fire(flow, case_id, "revocation", "submit", "collector")
+    fire(flow, case_id, "revocation", "verify", "verifier")
     assert flow.show(case_id)["deadlines"][0]["status"] == "breached"  # submitted late stays on record
 
 
