@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-## System packages the letters need on Debian: CJK fonts, HarfBuzz subsetting (fast, small PDFs), pdftoppm (tests).
-SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils
+## System packages on Debian: CJK fonts, HarfBuzz subsetting (fast, small PDFs), pdftoppm and Chromium (tests).
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils chromium
 system-deps:
 	@missing=""; \
 	fc-list 2>/dev/null | grep -q "Noto Serif CJK SC" || missing="$$missing fonts-noto-cjk"; \
 	ldconfig -p 2>/dev/null | grep -q "libharfbuzz-subset.so.0" || missing="$$missing libharfbuzz-subset0"; \
 	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing:$$missing"; \
@@ -31,10 +32,11 @@ system-deps:
 	  fi; \
 	fi
 
-## make run: install, initialise the SQLite database with demo data (once), run the main job
+## make run: install, initialise the SQLite database with demo data (once), serve the web application
+## (with the deadline scheduler in the same process) and print the address and the demo accounts
 run: install
 	$(BIN)/degreeflow init --demo
-	$(BIN)/degreeflow demo
+	$(BIN)/degreeflow serve --demo
 
 ## make test: install and run the whole suite (SQLite and PostgreSQL)
 test: install

@@ -282,3 +282,34 @@ def test_the_application_refuses_a_placeholder_secret_outside_demo_mode(flow, tm
     with pytest.raises(RuntimeError, match="DEGREEFLOW_SECRET_KEY"):
         create_app(flow, Settings(demo=False, secret_key="change-me"))
     create_app(flow, Settings(demo=False, secret_key="x" * 40, data_dir=str(tmp_path)))
+
+
+def test_degreeflow_serve_starts_the_demo_and_refuses_a_placeholder_secret(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.live import free_port
+
+    cli = str(Path(sys.executable).parent / "degreeflow")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DEGREEFLOW_DATA_DIR": str(tmp_path / "data")}
+    refused = subprocess.run([cli, "--db", f"sqlite:///{tmp_path}/a.db", "serve"], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert refused.returncode != 0 and "DEGREEFLOW_SECRET_KEY" in refused.stderr + refused.stdout
+    port = free_port()
+    server = subprocess.Popen([cli, "--db", f"sqlite:///{tmp_path}/b.db", "serve", "--demo", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        page = None
+        for _ in range(300):
+            try:
+                with httpx.Client() as client:
+                    page = client.get(f"http://127.0.0.1:{port}/login")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert page is not None and page.status_code == 200 and "10635XW01" in page.text
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/" in output and "demo12345" in output and "10635XW02" in output

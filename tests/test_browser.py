@@ -1,0 +1,152 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright (`executable_path`, no browser download)
+against the real server on a free loopback port with a fresh SQLite database.
+
+A unit officer opens a revocation (first with a bad ID number: the message stands next to the field) and
+submits it; a second user of the unit verifies; the province reviewer finds it in the queue and confirms; the
+national office revokes; the report is a downloadable PDF; a user of another unit gets 404 for the case URL.
+Screenshots of the main pages go to the test's temporary directory, or to DEGREEFLOW_SCREENSHOTS if set
+(that is how docs/screenshots/ is made).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from degreeflow.demo import DEMO_PASSWORD
+from tests.helpers import OPEN_DATA
+from tests.live import serve
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REVOCATION = OPEN_DATA["revocation"]
+
+
+@pytest.fixture(scope="module")
+def chromium():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "Debian's chromium is needed for the browser tests (make test installs it: apt-get install chromium)"
+        )
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):  # type: ignore[no-untyped-def]
+    target = Path(os.environ.get("DEGREEFLOW_SCREENSHOTS") or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button:has-text('登录')")
+    page.wait_for_url(re.compile(r".*/queue$"))
+
+
+def sign_out(page) -> None:  # type: ignore[no-untyped-def]
+    page.click("button:has-text('退出')")
+    page.wait_for_url(re.compile(r".*/login$"))
+
+
+def snap(page, shots: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a real page, not a blank one
+
+
+def test_a_revocation_end_to_end_in_the_browser(chromium, sqlite_flow, tmp_path, shots):
+    with serve(sqlite_flow, tmp_path / "data") as base:
+        context = chromium.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        page.goto(base + "/login")
+        snap(page, shots, "01-login")
+
+        # The unit officer opens the case; a bad ID number is refused next to its field.
+        sign_in(page, base, "10635XW01")
+        page.click("nav.main a:has-text('案件')")
+        page.click("a:has-text('新建案件')")
+        page.click("a.button:has-text('撤销')")
+        page.fill("#f-cert_no", REVOCATION["cert_no"])
+        page.fill("#f-name", REVOCATION["name"])
+        page.fill("#f-conferral_date", REVOCATION["conferral_date"])
+        page.fill("#f-decision_date", REVOCATION["decision_date"])
+        page.fill("#f-id_number", "110105199601010023")
+        page.click("button:has-text('新建')")
+        error = page.locator("#err-id_number")
+        assert error.is_visible() and "校验位" in error.inner_text()
+        assert page.locator("#f-id_number").get_attribute("aria-invalid") == "true"
+        assert page.input_value("#f-name") == REVOCATION["name"]  # what was typed is kept
+        snap(page, shots, "03-form-error")
+        page.fill("#f-id_number", "")
+        page.click("button:has-text('新建')")
+        page.wait_for_url(re.compile(r".*/cases/\d+$"))
+        case_url = page.url
+        case_id = int(case_url.rsplit("/", 1)[1])
+        assert "已新建撤销案件" in page.inner_text(".flash")
+        assert page.locator("svg.state-diagram g[data-current='true']").get_attribute("data-state") == "draft"
+        page.fill("#submit-f-resolution_no", "西南大学学位〔2026〕3号")
+        page.click("#step-submit button[type=submit]")
+        page.wait_for_url(case_url)
+        assert page.inner_text("h1 .state") == "待本单位校核"
+        sign_out(page)
+
+        # A second person of the unit verifies and sends the report.
+        sign_in(page, base, "10635XW02")
+        page.click(f"a[href='/cases/{case_id}']")
+        page.click("#step-verify button[type=submit]")
+        assert page.inner_text("h1 .state") == "已报告（待省级确认）"
+        assert page.locator("#documents a").count() == 1
+        sign_out(page)
+
+        # The province reviewer finds it in the queue, sorted by deadline, and confirms.
+        sign_in(page, base, "prov50")
+        row = page.locator("table.list tbody tr", has=page.locator(f"a[href='/cases/{case_id}']"))
+        assert "钱某某" in row.inner_text() and "已报告" in row.inner_text()
+        snap(page, shots, "02-queue")
+        page.click(f"a[href='/cases/{case_id}']")
+        snap(page, shots, "04-case")
+        page.fill("#confirm-f-note", "经核，同意撤销。")
+        page.click("#step-confirm button[type=submit]")
+        assert page.inner_text("h1 .state") == "省级已确认"
+        page.goto(base + "/overview")
+        snap(page, shots, "05-overview")
+        sign_out(page)
+
+        # The national office revokes; the report is a PDF anyone on the case can download.
+        sign_in(page, base, "xwb01")
+        page.goto(case_url)
+        page.click("#step-revoke button[type=submit]")
+        assert page.inner_text("h1 .state") == "已撤销备案"
+        history = page.inner_text("#history")
+        for name in ("何莹", "杨帆", "陈晓东", "王建国"):
+            assert name in history
+        link = page.locator("#documents a").first
+        response = page.request.get(base + link.get_attribute("href"))
+        assert response.status == 200 and response.headers["content-type"] == "application/pdf"
+        text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.body())).pages)
+        number = page.inner_text("#documents .muted").split(" · ")[0]
+        assert number in text and "钱某某" in text and "1063542021000321" in text
+        snap(page, shots, "06-case-closed")
+        sign_out(page)
+
+        # Another unit's user cannot open the case by URL.
+        sign_in(page, base, "10593XW01")
+        response = page.goto(case_url)
+        assert response.status == 404 and "未找到" in page.inner_text("h1")
+        page.goto(base + "/query")
+        snap(page, shots, "07-query")
+        context.close()
