@@ -9,6 +9,7 @@ never stored as filed (the registry that stores records comes with the rest of i
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -397,7 +398,7 @@ class BatchChecker:
         self.row = first_row - 1
         self.seen: dict[str, int] = {}
         self.dates: set[str] = set()
-        self.bachelors: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
+        self.bachelors: dict[tuple[str, str], list[tuple[int, str, bytes]]] = {}
 
     def add(self, record: Mapping[str, Any]) -> list[Problem]:
         r = as_fields(record)
@@ -406,17 +407,46 @@ class BatchChecker:
         cert = r.get("cert_no", "")
         if cert:
             if cert in self.seen:
-                problems.append(Problem("duplicate_cert_no", "cert_no",
-                                        f"学位证书编号：{cert} 与第 {self.seen[cert]} 行重复", self.row))  # fmt: skip
+                problems.append(self._duplicate(cert, self.row))
             else:
                 self.seen[cert] = self.row
         if r.get("conferral_date"):
             self.dates.add(r["conferral_date"])
-        if _level_of(r.get("degree_type", "")) == "bachelor":
-            same = hash(tuple(sorted((k, v) for k, v in r.items() if k not in _DOUBLE_BACHELOR_FREE)))
-            key = (r.get("id_type", ""), r.get("id_number", ""))
-            self.bachelors.setdefault(key, []).append((self.row, r.get("degree_type_code", ""), same))
+        entry = self.bachelor_entry(r)
+        if entry is not None:
+            key, type_code, same = entry
+            self.bachelors.setdefault(key, []).append((self.row, type_code, same))
         return problems
+
+    def _duplicate(self, cert: str, row: int) -> Problem:
+        return Problem(
+            "duplicate_cert_no", "cert_no", f"学位证书编号：{cert} 与第 {self.seen[cert]} 行重复", row
+        )
+
+    def add_numbers(self, certs: list[str], first_row: int) -> list[Problem]:
+        """The certificate numbers of consecutive rows from `first_row` ("" where none): the duplicates."""
+        seen = self.seen
+        if all(certs) and len(set(certs)) == len(certs) and seen.keys().isdisjoint(certs):
+            seen.update(zip(certs, range(first_row, first_row + len(certs)), strict=True))
+            return []
+        problems = []
+        for row, cert in enumerate(certs, first_row):
+            if cert:
+                if cert in seen:
+                    problems.append(self._duplicate(cert, row))
+                else:
+                    seen[cert] = row
+        return problems
+
+    @staticmethod
+    def bachelor_entry(r: Mapping[str, str]) -> tuple[tuple[str, str], str, bytes] | None:
+        """For a bachelor's record: (its person key, its degree type code, a digest of the fields that must
+        agree between the two records of a double bachelor's degree); the same in every process."""
+        if _level_of(r.get("degree_type", "")) != "bachelor":
+            return None
+        same = sorted((k, v) for k, v in r.items() if k not in _DOUBLE_BACHELOR_FREE)
+        digest = hashlib.blake2b(repr(same).encode(), digest_size=16).digest()
+        return (r.get("id_type", ""), r.get("id_number", "")), r.get("degree_type_code", ""), digest
 
     def finish(self) -> list[Problem]:
         problems = []

@@ -7,7 +7,7 @@ import csv
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from cases.degree_record import COLUMN, FIELDS, KEY_OF_COLUMN, Fields, Problem
 from workflow import InvalidPayload
@@ -17,18 +17,57 @@ def read_rows(path: Path) -> list[Fields]:
     return list(iter_rows(path))
 
 
-def iter_rows(path: Path) -> Iterator[Fields]:
+def iter_rows(path: Path) -> RecordStream:
     """Rows keyed by field (English key), read as a stream. Unknown columns are refused by name."""
+    return RecordStream(path)
+
+
+class RecordStream:
+    """The rows of a record file, read as a stream when first iterated. `records.check_for_import` knows
+    the type: it may read a large CSV file itself, in worker processes, rather than row by row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._rows: Iterator[Fields] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._rows is not None
+
+    def __iter__(self) -> Iterator[Fields]:
+        if self._rows is None:
+            self._rows = _read(self.path)
+        return self._rows
+
+    def __next__(self) -> Fields:
+        return next(iter(self))
+
+
+def is_csv(path: Path) -> bool:
+    return path.suffix.lower() not in (".xlsx", ".xlsm")
+
+
+def _read(path: Path) -> Iterator[Fields]:
     if not path.is_file():
         raise InvalidPayload(f"文件 {path} 不存在", field="FILE", rule="file_exists")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        yield from _records(path, _xlsx_rows(path), plain=False)
+    if not is_csv(path):
+        rows = _xlsx_rows(path)
+        keys = header_keys(path, next(rows, None))
+        for row in rows:
+            if any(str(v or "").strip() for v in row):
+                yield Fields((key, _text(value)) for key, value in zip(keys, row, strict=False) if key)
         return
-    with path.open(encoding=_encoding(path), newline="") as handle:
-        yield from _records(path, csv_records(handle), plain=True)
+    with open_csv(path) as handle:
+        records = csv_records(handle)
+        yield from csv_fields(records, header_keys(path, next(records, None)))
 
 
-def csv_records(lines: Iterator[str]) -> Iterator[list[str]]:
+def open_csv(path: Path) -> TextIO:
+    """The CSV file opened as `csv_records` reads it (its encoding found first)."""
+    return path.open(encoding=_encoding(path), newline="")
+
+
+def csv_records(lines: Iterable[str]) -> Iterator[list[str]]:
     """The records of CSV text as `csv.reader` reads them (lines as a file opened with newline="" gives).
 
     A line without a quote or NUL is split on commas, which is what `csv.reader` does with it at a quarter
@@ -43,8 +82,8 @@ def csv_records(lines: Iterator[str]) -> Iterator[list[str]]:
             yield text.split(",") if text else []
 
 
-def _records(path: Path, rows: Iterator[list[Any]], *, plain: bool) -> Iterator[Fields]:
-    first = next(rows, None)
+def header_keys(path: Path, first: list[Any] | None) -> list[str]:
+    """The field keys of a file's header row; an empty file or an unknown column is refused."""
     if first is None:
         raise InvalidPayload(f"文件 {path.name} 为空", field="FILE", rule="file_empty")
     header = [str(h or "").strip().lstrip("\ufeff") for h in first]
@@ -55,25 +94,41 @@ def _records(path: Path, rows: Iterator[list[Any]], *, plain: bool) -> Iterator[
             field="FILE",
             rule="unknown_columns",
         )
-    keys = [KEY_OF_COLUMN.get(h, h) for h in header]
-    if plain and all(keys) and len(set(keys)) == len(keys):
-        strip = str.strip
-        for row in rows:  # CSV cells are text already
-            values = list(map(strip, row))
+    return [KEY_OF_COLUMN.get(h, h) for h in header]
+
+
+def csv_fields(records: Iterable[list[str]], keys: list[str]) -> Iterator[Fields]:
+    """The non-blank CSV records as rows keyed by field (CSV cells are text already: only stripped)."""
+    strip = str.strip
+    if all(keys):
+        for record in records:
+            values = list(map(strip, record))
             if any(values):
                 yield Fields(zip(keys, values, strict=False))
         return
-    for row in rows:
-        if plain:
-            values = [value.strip() for value in row]
-            if any(values):
-                yield Fields((key, value) for key, value in zip(keys, values, strict=False) if key)
-        elif any(str(v or "").strip() for v in row):
-            yield Fields((key, _text(value)) for key, value in zip(keys, row, strict=False) if key)
+    for record in records:  # a column without a name is left out
+        values = list(map(strip, record))
+        if any(values):
+            yield Fields((key, value) for key, value in zip(keys, values, strict=False) if key)
+
+
+_ENCODINGS: dict[tuple[str, int, int], str] = {}
 
 
 def _encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GB18030 (read in chunks)."""
+    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GB18030 (read in chunks).
+    Remembered for the file as it is (size and modification time), since an import reads it twice."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    found = _ENCODINGS.get(key)
+    if found is None:
+        if len(_ENCODINGS) > 64:
+            _ENCODINGS.clear()
+        found = _ENCODINGS[key] = _detect_encoding(path)
+    return found
+
+
+def _detect_encoding(path: Path) -> str:
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with path.open("rb") as handle:

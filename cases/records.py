@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
+from cases import record_workers
 from cases.degree_record import COLUMN, BatchChecker, Fields, Problem, as_fields, normalise, parse_yyyymmdd
 from db.models import DegreeRecord, QueryLog, RecordChange
 from workflow import FireContext, Step
@@ -26,11 +27,45 @@ CHUNK = 2000
 
 
 def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
+    """The numbers among these that are filed already, looked up `LOOKUP` at a time on the DBAPI cursor
+    (SQLAlchemy's expanding IN renders and coerces each value: more than the look-up itself)."""
     found: set[str] = set()
-    numbers = list(cert_numbers)
-    for start in range(0, len(numbers), CHUNK):
-        chunk = numbers[start : start + CHUNK]
-        found |= set(conn.execute(select(RECORDS.c.cert_no).where(RECORDS.c.cert_no.in_(chunk))).scalars())
+    numbers = list(dict.fromkeys(cert_numbers))
+    for start in range(0, len(numbers), LOOKUP):
+        chunk = numbers[start : start + LOOKUP]
+        sql, names = _lookup_sql(conn.dialect, len(chunk))
+        arguments: Any = tuple(chunk) if names is None else dict(zip(names, chunk, strict=True))
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql, arguments)
+            found.update(row[0] for row in cursor.fetchall())
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                sql, None, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from error
+        finally:
+            cursor.close()
+    return found
+
+
+LOOKUP = 500
+_LOOKUPS: dict[tuple[str, int], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _lookup_sql(dialect: Dialect, size: int) -> tuple[str, tuple[str, ...] | None]:
+    """SELECT cert_no ... WHERE cert_no IN (size parameters), compiled by SQLAlchemy for the dialect;
+    the parameter names when the dialect's style is named, else None."""
+    key = (dialect.name, size)
+    found = _LOOKUPS.get(key)
+    if found is None:
+        names = [f"n{i}" for i in range(size)]
+        statement = select(RECORDS.c.cert_no).where(
+            RECORDS.c.cert_no.in_([bindparam(name) for name in names])
+        )
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positional and tuple(compiled.positiontup or ()) != tuple(names):  # pragma: no cover
+            raise RuntimeError("unexpected parameter order")
+        found = _LOOKUPS[key] = (compiled.string, None if compiled.positional else tuple(names))
     return found
 
 
@@ -38,7 +73,8 @@ def check_for_import(
     conn: Connection, rows: Iterable[Mapping[str, str]], org: str | None = None
 ) -> list[Problem]:
     """Every problem of a batch, read as a stream: the record checks, the batch rules, the unit, and
-    certificate numbers already filed (looked up a chunk at a time)."""
+    certificate numbers already filed (looked up a chunk at a time). A large CSV file not yet read
+    (`record_files.iter_rows`) is checked in worker processes (`cases.record_workers`), same result."""
     checker = BatchChecker()
     problems: list[Problem] = []
     pending: list[tuple[str, int]] = []
@@ -51,16 +87,27 @@ def check_for_import(
                                         f"{COLUMN['cert_no']}：{cert} 已备案，不能重复导入", row))  # fmt: skip
         pending.clear()
 
-    for record in rows:
-        row = as_fields(record)
-        problems.extend(checker.add(row))
-        if org and row.get("unit_code") and row["unit_code"] != org:
-            problems.append(Problem("unit_mismatch", "unit_code",
-                                    f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{row['unit_code']}”", checker.row))  # fmt: skip
-        if row.get("cert_no"):
-            pending.append((row["cert_no"], checker.row))
+    if record_workers.applies(rows):
+
+        def filed(numbers: list[tuple[str, int]]) -> None:
+            pending.extend(numbers)
             if len(pending) >= CHUNK:
                 look_up()
+
+        problems.extend(record_workers.check_file(rows, org, checker, filed))  # type: ignore[arg-type]
+    else:
+        for record in rows:
+            row = as_fields(record)
+            problems.extend(checker.add(row))
+            unit_code = row.get("unit_code")
+            if org and unit_code and unit_code != org:
+                problems.append(Problem("unit_mismatch", "unit_code",
+                                        f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{unit_code}”", checker.row))  # fmt: skip
+            cert = row.get("cert_no")
+            if cert:
+                pending.append((cert, checker.row))
+                if len(pending) >= CHUNK:
+                    look_up()
     look_up()
     problems.extend(checker.finish())
     return sorted(problems, key=lambda p: (p.row or 0, p.field))

@@ -1,0 +1,176 @@
+"""Checking a large CSV record file on every CPU: worker processes parse and check blocks of records while
+the caller applies the rules across records (duplicates, numbers already filed, one conferral date, double
+bachelor's pairs) to what they report, block by block in file order.
+
+The result is the same list of problems, with the same rows, as checking the rows one by one
+(`records.check_for_import`); tests/test_registry.py compares the two. Memory stays bounded: at most
+`2 * workers` blocks of about `BLOCK_CHARS` characters are in flight, and the workers send back only what
+the rules across records need (certificate numbers, conferral dates, the double bachelor's keys).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from cases import record_files
+from cases.degree_record import COLUMN, BatchChecker, Problem, check_fields
+
+BLOCK_CHARS = 1 << 20  # characters of CSV text per block (about 2,700 records of 28 columns)
+MIN_BYTES = 4 << 20  # smaller files are checked in the calling process: starting workers costs more
+
+
+def workers() -> int:
+    """Worker processes for a large file: `DEGREEFLOW_RECORD_WORKERS` (0 = check in the calling process),
+    else one per CPU, at most 4; none on a single CPU."""
+    configured = os.environ.get("DEGREEFLOW_RECORD_WORKERS", "").strip()
+    if configured:
+        return max(0, int(configured))
+    cpus = os.cpu_count() or 1
+    return min(cpus, 4) if cpus > 1 else 0
+
+
+def applies(stream: Any) -> bool:
+    """Whether `check_file` should check these rows: a CSV file not yet read, large enough to be worth it."""
+    if not isinstance(stream, record_files.RecordStream) or stream.started:
+        return False
+    path = stream.path
+    try:
+        large = path.is_file() and path.stat().st_size >= MIN_BYTES
+    except OSError:
+        return False
+    return large and record_files.is_csv(path) and workers() > 0
+
+
+def blocks(handle: Any, size: int = BLOCK_CHARS) -> Iterator[str]:
+    """The CSV text after the header in blocks that each end where a record ends.
+
+    A block without a quote ends at its last line break (an unquoted record never spans lines); a block
+    with quotes is cut before its last record as `csv.reader` reads it (a quoted field may hold line
+    breaks), and that record starts the next block."""
+    carry = ""
+    while chunk := handle.read(size):
+        text = carry + chunk
+        cut = text.rfind("\n") + 1
+        if cut and text.find('"', 0, cut) >= 0:
+            cut = _last_record_start(text[:cut])
+        if cut:
+            yield text[:cut]
+        carry = text[cut:]
+    if carry:
+        yield carry
+
+
+def _last_record_start(text: str) -> int:
+    """Where the last record of `text` (whole lines) starts, as `csv.reader` reads it: it may be incomplete."""
+    lines = list(io.StringIO(text, newline=""))
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    reader = csv.reader(lines)
+    start = 0
+    try:
+        while True:
+            before = reader.line_num
+            next(reader)
+            start = offsets[before]
+    except (StopIteration, csv.Error):
+        pass
+    return start
+
+
+def check_block(text: str, keys: list[str], org: str | None) -> tuple[Any, ...]:
+    """Run in a worker: the records of one block, checked one by one, row numbers counted from 0 within
+    the block. Returns (rows, problems, certificate numbers by row, conferral dates, bachelors)."""
+    problems: list[Problem] = []
+    certs: list[str] = []
+    dates: set[str] = set()
+    bachelors: list[tuple[int, tuple[str, str], str, Any]] = []
+    index = -1
+    for index, r in enumerate(
+        record_files.csv_fields(record_files.csv_records(io.StringIO(text, newline="")), keys)
+    ):
+        found = check_fields(r, index)
+        if found:
+            problems.extend(found)
+        get = r.get
+        unit_code = get("unit_code")
+        if org and unit_code and unit_code != org:
+            problems.append(Problem("unit_mismatch", "unit_code",
+                                    f"{COLUMN['unit_code']}：应为导入单位 {org}，收到“{unit_code}”", index))  # fmt: skip
+        certs.append(get("cert_no") or "")
+        conferral = get("conferral_date")
+        if conferral:
+            dates.add(conferral)
+        bachelor = BatchChecker.bachelor_entry(r)
+        if bachelor is not None:
+            bachelors.append((index, *bachelor))
+    return index + 1, problems, certs, dates, bachelors
+
+
+class _Pool:
+    """Blocks checked by worker processes, results in submission order, at most `2 * size` in flight."""
+
+    def __init__(self, size: int):
+        # fork is cheap and safe here (workers only compute); with other threads running, a fork could copy
+        # a held lock, so then a fork server starts the workers instead.
+        method = (
+            "fork"
+            if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+            else None
+        )
+        context = multiprocessing.get_context(method or "forkserver" if os.name == "posix" else "spawn")
+        self.executor = ProcessPoolExecutor(max_workers=size, mp_context=context)
+        self.window = 2 * size
+        self.pending: deque[Future[tuple[Any, ...]]] = deque()
+
+    def results(
+        self, tasks: Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]
+    ) -> Iterator[tuple[Any, ...]]:
+        for function, arguments in tasks:
+            self.pending.append(self.executor.submit(function, *arguments))
+            if len(self.pending) >= self.window:
+                yield self.pending.popleft().result()
+        while self.pending:
+            yield self.pending.popleft().result()
+
+    def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def check_file(stream: record_files.RecordStream, org: str | None, checker: BatchChecker,
+               filed: Callable[[list[tuple[str, int]]], None]) -> list[Problem]:  # fmt: skip
+    """The per-row problems of the file (rows numbered as in the file, header = row 1) with the duplicate
+    certificate numbers; `checker` keeps the batch state for `finish`; `filed` is given every (number, row)
+    in order, to look up numbers already filed."""
+    problems: list[Problem] = []
+    path = stream.path
+    pool = _Pool(workers())
+    try:
+        with record_files.open_csv(path) as handle:
+            records = record_files.csv_records(handle)
+            keys = record_files.header_keys(path, next(records, None))
+            del records  # the header is read; the rest is read in blocks
+            tasks = ((check_block, (text, keys, org)) for text in blocks(handle))
+            for count, found, certs, dates, bachelors in pool.results(tasks):
+                base = checker.row + 1  # the row number of the block's first record
+                problems.extend(replace(p, row=p.row + base) for p in found)
+                problems.extend(checker.add_numbers(certs, base))
+                filed([(cert, base + i) for i, cert in enumerate(certs) if cert])
+                checker.dates |= dates
+                for index, key, type_code, same in bachelors:
+                    checker.bachelors.setdefault(key, []).append((base + index, type_code, same))
+                checker.row += count
+    finally:
+        pool.close()
+    return problems
