@@ -438,6 +438,15 @@ class BatchChecker:
                     seen[cert] = row
         return problems
 
+    def add_block(
+        self, first_row: int, count: int, dates: set[str], bachelors: list[tuple[Any, ...]]
+    ) -> None:
+        """What the batch rules keep of `count` rows from `first_row` checked elsewhere (`check_rows`)."""
+        self.dates |= dates
+        for index, key, type_code, same in bachelors:
+            self.bachelors.setdefault(key, []).append((first_row + index, type_code, same))
+        self.row = first_row + count - 1
+
     @staticmethod
     def bachelor_entry(r: Mapping[str, str]) -> tuple[tuple[str, str], str, bytes] | None:
         """For a bachelor's record: (its person key, its degree type code, a digest of the fields that must

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from cases import record_files
-from cases.degree_record import COLUMN, BatchChecker, Problem, check_fields
+from cases.degree_record import COLUMN, BatchChecker, Fields, Problem, check_fields
 
 BLOCK_CHARS = 1 << 20  # characters of CSV text per block (about 2,700 records of 28 columns)
 MIN_BYTES = 4 << 20  # smaller files are checked in the calling process: starting workers costs more
@@ -87,17 +88,24 @@ def _last_record_start(text: str) -> int:
     return start
 
 
-def check_block(text: str, keys: list[str], org: str | None) -> tuple[Any, ...]:
-    """Run in a worker: the records of one block, checked one by one, row numbers counted from 0 within
-    the block. Returns (rows, problems, certificate numbers by row, conferral dates, bachelors)."""
+def check_block(text: str, keys: list[str], org: str | None, prepare: bool = False) -> tuple[Any, ...]:
+    """Run in a worker: `check_rows` of the records of one block of CSV text."""
+    return check_rows(record_files.csv_fields(record_files.csv_records(io.StringIO(text, newline="")), keys), org,
+                      prepare)  # fmt: skip
+
+
+def check_rows(rows: Iterable[Mapping[str, str]], org: str | None, prepare: bool = False) -> tuple[Any, ...]:
+    """Rows (keyed by field) checked one by one, numbered from 0. Returns (rows, problems, certificate numbers
+    by row, conferral dates, bachelors) and, with `prepare`, the values `records.import_file` inserts for
+    each row (`row_values`)."""
     problems: list[Problem] = []
     certs: list[str] = []
     dates: set[str] = set()
     bachelors: list[tuple[int, tuple[str, str], str, Any]] = []
+    values: list[tuple[str, ...]] = []
+    json_text = JsonText()
     index = -1
-    for index, r in enumerate(
-        record_files.csv_fields(record_files.csv_records(io.StringIO(text, newline="")), keys)
-    ):
+    for index, r in enumerate(rows):
         found = check_fields(r, index)
         if found:
             problems.extend(found)
@@ -113,7 +121,41 @@ def check_block(text: str, keys: list[str], org: str | None) -> tuple[Any, ...]:
         bachelor = BatchChecker.bachelor_entry(r)
         if bachelor is not None:
             bachelors.append((index, *bachelor))
-    return index + 1, problems, certs, dates, bachelors
+        if prepare:
+            values.append(row_values(r, json_text))
+    return index + 1, problems, certs, dates, bachelors, values
+
+
+def row_values(r: Mapping[str, str], json_text: JsonText) -> tuple[str, ...]:
+    """What an INSERT of the row needs that varies by row: certificate number, unit code, name, ID number,
+    degree type, conferral date (text) and the row's JSON (`json.dumps(dict(r), ensure_ascii=False)`)."""
+    cert = r.get("cert_no", "")
+    get = r.get
+    return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""), get("degree_type", ""),
+            get("conferral_date", ""), json_text(r))  # fmt: skip
+
+
+class JsonText:
+    """`json.dumps(dict(row), ensure_ascii=False)` for rows of text, from a template per set of keys when
+    no value holds a character JSON escapes (a quote, a backslash, a control character)."""
+
+    def __init__(self) -> None:
+        self.keys: tuple[str, ...] | None = None
+        self.template = ""
+        self.quotes = 0
+
+    def __call__(self, row: Mapping[str, Any]) -> str:
+        keys = tuple(row)
+        if keys != self.keys:
+            self.keys = keys
+            self.template = "{" + ", ".join(json.dumps(k, ensure_ascii=False).replace("%", "%%") + ': "%s"'
+                                            for k in keys) + "}"  # fmt: skip
+            self.quotes = self.template.count('"')
+        if type(row) is Fields:  # text values only
+            text = self.template % tuple(row.values())
+            if text.isprintable() and text.count('"') == self.quotes and "\\" not in text:
+                return text
+        return json.dumps(dict(row), ensure_ascii=False)
 
 
 class _Pool:
@@ -148,12 +190,10 @@ class _Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def check_file(stream: record_files.RecordStream, org: str | None, checker: BatchChecker,
-               filed: Callable[[list[tuple[str, int]]], None]) -> list[Problem]:  # fmt: skip
-    """The per-row problems of the file (rows numbered as in the file, header = row 1) with the duplicate
-    certificate numbers; `checker` keeps the batch state for `finish`; `filed` is given every (number, row)
-    in order, to look up numbers already filed."""
-    problems: list[Problem] = []
+def checked_blocks(
+    stream: record_files.RecordStream, org: str | None, prepare: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    """`check_rows` of each block of the file, in file order, computed by worker processes."""
     path = stream.path
     pool = _Pool(workers())
     try:
@@ -161,16 +201,21 @@ def check_file(stream: record_files.RecordStream, org: str | None, checker: Batc
             records = record_files.csv_records(handle)
             keys = record_files.header_keys(path, next(records, None))
             del records  # the header is read; the rest is read in blocks
-            tasks = ((check_block, (text, keys, org)) for text in blocks(handle))
-            for count, found, certs, dates, bachelors in pool.results(tasks):
-                base = checker.row + 1  # the row number of the block's first record
-                problems.extend(replace(p, row=p.row + base) for p in found)
-                problems.extend(checker.add_numbers(certs, base))
-                filed([(cert, base + i) for i, cert in enumerate(certs) if cert])
-                checker.dates |= dates
-                for index, key, type_code, same in bachelors:
-                    checker.bachelors.setdefault(key, []).append((base + index, type_code, same))
-                checker.row += count
+            yield from pool.results((check_block, (text, keys, org, prepare)) for text in blocks(handle))
     finally:
         pool.close()
+
+
+def check_file(stream: record_files.RecordStream, org: str | None, checker: BatchChecker,
+               filed: Callable[[list[tuple[str, int]]], None]) -> list[Problem]:  # fmt: skip
+    """The per-row problems of the file (rows numbered as in the file, header = row 1) with the duplicate
+    certificate numbers; `checker` keeps the batch state for `finish`; `filed` is given every (number, row)
+    in order, to look up numbers already filed."""
+    problems: list[Problem] = []
+    for count, found, certs, dates, bachelors, _ in checked_blocks(stream, org):
+        base = checker.row + 1  # the row number of the block's first record
+        problems.extend(replace(p, row=p.row + base) for p in found)
+        problems.extend(checker.add_numbers(certs, base))
+        filed([(cert, base + i) for i, cert in enumerate(certs) if cert])
+        checker.add_block(base, count, dates, bachelors)
     return problems

@@ -6,17 +6,19 @@ state where the change applies (amendment/errata `recorded`, revocation `revoked
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
 from cases import record_workers
-from cases.degree_record import COLUMN, BatchChecker, Fields, Problem, as_fields, normalise, parse_yyyymmdd
+from cases.degree_record import COLUMN, BatchChecker, Problem, as_fields, normalise, parse_yyyymmdd
 from db.models import DegreeRecord, QueryLog, RecordChange
 from workflow import FireContext, Step
 
@@ -116,36 +118,102 @@ def check_for_import(
 def store(
     conn: Connection, rows: Iterable[Mapping[str, str]], now: datetime, source: str, progress: Any = None
 ) -> int:
-    """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time.
-
-    One INSERT compiled by SQLAlchemy for the connection's dialect (its bind processors for dates, times,
-    booleans and JSON) is run with `executemany` on the DBAPI cursor: the per-row work of `Connection.execute`
-    (parameter dictionaries, processors, insertmanyvalues batches) cost more than SQLite's own insert."""
+    """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time."""
     plan = _InsertPlan.of(conn.dialect)
-    make = plan.maker(now, source)
+    bind = plan.binder(now, source)
+    json_text = record_workers.JsonText()
     count = 0
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(make(row))
-        if len(batch) >= CHUNK:
-            plan.executemany(conn, batch)
-            count += len(batch)
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        plan.executemany(conn, batch)
-        count += len(batch)
+    for chunk in _chunks(rows, CHUNK):
+        plan.executemany(conn, [bind(record_workers.row_values(row, json_text)) for row in chunk])
+        count += len(chunk)
         if progress:
-            progress(len(batch))
+            progress(len(chunk))
     return count
 
 
+def import_file(
+    conn: Connection,
+    rows: Iterable[Mapping[str, str]],
+    org: str | None,
+    now: datetime,
+    source: str,
+    *,
+    skip_invalid: bool = False,
+    progress: Any = None,
+) -> tuple[int, list[Problem]]:
+    """Check and store in one pass over the rows (a file read once): `check_for_import` and `store` of the
+    rows without problems, block by block (a large CSV file checked and prepared in worker processes).
+
+    Returns (rows stored, the problems, exactly as `check_for_import` finds them). Without `skip_invalid`
+    nothing more is stored after the first problem; the caller refuses the file — raising, so that its
+    transaction rolls back what was stored — when there is any problem, or with `skip_invalid` a problem of
+    the batch as a whole (no row). The rows of a double bachelor's pair found wrong at the end are removed."""
+    plan = _InsertPlan.of(conn.dialect)
+    bind = plan.binder(now, source)
+    checker = BatchChecker()
+    problems: list[Problem] = []
+    filed_before: set[str] = set()
+    stored_bachelors: dict[int, str] = {}  # row -> certificate number, for the pairs checked at the end
+    stored = 0
+    if record_workers.applies(rows):
+        results = record_workers.checked_blocks(rows, org, prepare=True)  # type: ignore[arg-type]
+    else:
+        chunks = _chunks((as_fields(row) for row in rows), CHUNK)
+        results = (record_workers.check_rows(chunk, org, prepare=True) for chunk in chunks)
+    for count, found, certs, dates, bachelors, values in results:
+        base = checker.row + 1
+        block = [replace(p, row=p.row + base) for p in found]
+        duplicates = checker.add_numbers(certs, base)
+        repeated = {p.row for p in duplicates}
+        # Numbers filed before this import (a repeated number was looked up where it first appeared).
+        filed_before |= existing(conn, [c for i, c in enumerate(certs, base) if c and i not in repeated])
+        block += duplicates
+        if filed_before:
+            block += [Problem("cert_no_filed", "cert_no", f"{COLUMN['cert_no']}：{c} 已备案，不能重复导入", i)
+                      for i, c in enumerate(certs, base) if c in filed_before]  # fmt: skip
+        checker.add_block(base, count, dates, bachelors)
+        problems.extend(block)
+        if problems and not skip_invalid:
+            continue  # the file is refused: the rest is only checked
+        bad = {p.row for p in block}
+        batch = (
+            [bind(v) for i, v in enumerate(values, base) if i not in bad] if bad else list(map(bind, values))
+        )
+        if batch:
+            plan.executemany(conn, batch)
+            stored += len(batch)
+            if progress:
+                progress(len(batch))
+        for index, *_ in bachelors:
+            if base + index not in bad:
+                stored_bachelors[base + index] = certs[index]
+    late = checker.finish()
+    problems.extend(late)
+    if skip_invalid:
+        remove = {stored_bachelors[p.row] for p in late if p.row in stored_bachelors}
+        if remove:
+            conn.execute(delete(RECORDS).where(RECORDS.c.cert_no.in_(sorted(remove))))
+            stored -= len(remove)
+    return stored, sorted(problems, key=lambda p: (p.row or 0, p.field))
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
 _INSERT_COLUMNS = tuple(column.key for column in RECORDS.c if column.key != "id")
+_VARYING = ("cert_no", "unit_code", "name", "id_number", "degree_type", "conferral_date", "data")
+_CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source")
+_JSON_PROBE = {"name": "张伟", "cert_no": "1063532024000123", "gender": "女"}
 
 
 class _InsertPlan:
-    """The INSERT of `store`, compiled once per dialect."""
+    """The INSERT of filed records, compiled by SQLAlchemy once per dialect (with its bind processors for
+    dates, times, booleans and JSON) and run with `executemany` on the DBAPI cursor: the per-row work of
+    `Connection.execute` (parameter dictionaries, processors, insertmanyvalues batches) cost more than
+    SQLite's own insert."""
 
     _plans: dict[str, _InsertPlan] = {}
 
@@ -160,9 +228,9 @@ class _InsertPlan:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
-        # Rows read from a file have text values only: their JSON is written directly when the dialect's
-        # serializer is json.dumps(ensure_ascii=False) (the engine's), checked here on a probe.
-        self.fast_json = self._bound("data", _JSON_PROBE) == json_text(_JSON_PROBE)
+        # The JSON text of `record_workers.row_values` is written as it is when the dialect's serializer is
+        # json.dumps(ensure_ascii=False) (the engine's), checked here on a probe.
+        self.json_as_is = self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
 
     @classmethod
     def of(cls, dialect: Dialect) -> _InsertPlan:
@@ -175,8 +243,8 @@ class _InsertPlan:
         processor = self.processors.get(name)
         return processor(value) if processor is not None and value is not None else value
 
-    def maker(self, now: datetime, source: str) -> Callable[[Mapping[str, str]], Any]:
-        """A function from a row to its INSERT parameters (a tuple in the statement's order, or a dict)."""
+    def binder(self, now: datetime, source: str) -> Callable[[tuple[str, ...]], Any]:
+        """From `record_workers.row_values` to the INSERT's parameters (a tuple in its order, or a dict)."""
         bound = self._bound
         constant = {
             "status": bound("status", "filed"),
@@ -194,55 +262,17 @@ class _InsertPlan:
                 found = dates[text] = bound("conferral_date", parse_yyyymmdd(text))
             return found
 
-        data_of = self._data_maker()
-        names = self.names
-        if names[:7] == _VARYING and names[7:] == _CONSTANT and self.positional:
+        if self.positional and self.names == _VARYING + _CONSTANT and self.json_as_is:
             tail = tuple(constant[name] for name in _CONSTANT)
+            return lambda v: (*v[:5], conferral(v[5]), v[6], *tail)
 
-            def make(row: Mapping[str, str]) -> Any:
-                cert = row["cert_no"]
-                get = row.get
-                return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""),
-                        get("degree_type", ""), conferral(get("conferral_date", "")), data_of(row), *tail)  # fmt: skip
+        def bind(v: tuple[str, ...]) -> Any:
+            data = v[6] if self.json_as_is else bound("data", json.loads(v[6]))
+            values = {**constant, **dict(zip(_VARYING[:5], v[:5], strict=True)), "conferral_date": conferral(v[5]),
+                      "data": data}  # fmt: skip
+            return tuple(values[name] for name in self.names) if self.positional else values
 
-            return make
-
-        def make_general(row: Mapping[str, str]) -> Any:
-            cert = row["cert_no"]
-            get = row.get
-            values = {
-                **constant,
-                "cert_no": cert,
-                "unit_code": get("unit_code") or cert[:5],
-                "name": get("name", ""),
-                "id_number": get("id_number", ""),
-                "degree_type": get("degree_type", ""),
-                "conferral_date": conferral(get("conferral_date", "")),
-                "data": data_of(row),
-            }
-            return tuple(values[name] for name in names) if self.positional else values
-
-        return make_general
-
-    def _data_maker(self) -> Callable[[Mapping[str, str]], Any]:
-        bound = self._bound
-        if not self.fast_json:
-            return lambda row: bound("data", dict(row))
-        templates: dict[tuple[str, ...], tuple[str, int]] = {}
-
-        def data(row: Mapping[str, str]) -> Any:
-            if type(row) is not Fields:
-                return bound("data", dict(row))
-            keys = tuple(row)
-            template = templates.get(keys)
-            if template is None:
-                template = templates[keys] = _json_template(keys)
-            text = template[0] % tuple(row.values())
-            if text.isprintable() and text.count('"') == template[1] and "\\" not in text:
-                return text  # nothing to escape: exactly what json.dumps writes
-            return bound("data", dict(row))
-
-        return data
+        return bind
 
     def executemany(self, conn: Connection, batch: list[Any]) -> None:
         cursor = conn.connection.cursor()
@@ -255,26 +285,6 @@ class _InsertPlan:
             ) from error
         finally:
             cursor.close()
-
-
-_VARYING = ("cert_no", "unit_code", "name", "id_number", "degree_type", "conferral_date", "data")
-_CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source")
-_JSON_PROBE = {"name": "张伟", "cert_no": "1063532024000123", "gender": "女"}
-
-
-def json_text(record: Mapping[str, Any]) -> str:
-    """The JSON text of `data` as the engine writes it (db.engine: json.dumps without \\u escapes)."""
-    return json.dumps(dict(record), ensure_ascii=False)
-
-
-def _json_template(keys: tuple[str, ...]) -> tuple[str, int]:
-    """A %-template of the JSON object with these keys and string values, and how many quotes it has."""
-    template = (
-        "{"
-        + ", ".join(json.dumps(key, ensure_ascii=False).replace("%", "%%") + ': "%s"' for key in keys)
-        + "}"
-    )
-    return template, template.count('"')
 
 
 def _record(conn: Connection, cert_no: str) -> Any:

@@ -171,8 +171,50 @@ def test_stored_data_are_the_rows_json_whatever_they_hold(flow, tmp_path):
         assert stored[row["学位证书编号"]] == {
             key: row[column] for key, column in COLUMN.items() if column in row
         }
-    template, quotes = records._json_template(("a", "b"))
-    assert template % ("张", "x") == json.dumps({"a": "张", "b": "x"}, ensure_ascii=False)
+    json_text = record_workers.JsonText()
+    for row in (Fields(a="张", b="x"), Fields(a='"', b="\\"), {"a": 1, "b": None}, Fields(b="1", a="2")):
+        assert json_text(row) == json.dumps(row, ensure_ascii=False)
+
+
+def _stored(flow, conn=None):
+    if conn is None:
+        with flow.db.connect() as conn:
+            return _stored(flow, conn)
+    return sorted((r.cert_no, r.name, r.id_number, r.unit_code, r.degree_type, r.conferral_date, json.dumps(r.data))
+                  for r in conn.execute(select(DegreeRecord.__table__)))  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_one_pass_import_finds_and_stores_what_check_then_store_does(flow, tmp_path, monkeypatch, workers):
+    """`records.import_file` (one pass) against the service's import (check, then store) on the same file."""
+    from db import transaction
+
+    flow.records_import(_write(tmp_path / "filed.csv", [_person(200), _person(3)]), "10635")
+    path = _write(tmp_path / "mixed.csv", _mixed_rows() + [_person(3)])  # filed, and repeated in the file
+    monkeypatch.setenv("DEGREEFLOW_RECORD_WORKERS", workers)
+    monkeypatch.setattr(record_workers, "MIN_BYTES", 0)
+    monkeypatch.setattr(record_workers, "BLOCK_CHARS", 2000)
+    with flow.db.connect() as conn:
+        expected = records.check_for_import(conn, record_files.iter_rows(path), "10635")
+    before = _stored(flow)
+    now = flow.clock.now()
+    with transaction(flow.db) as conn:
+        stored, problems = records.import_file(
+            conn, record_files.iter_rows(path), "10635", now, "import:mixed.csv"
+        )
+        assert problems == expected and stored == 0
+        conn.rollback()
+    progress = []
+    with transaction(flow.db) as conn:
+        stored, problems = records.import_file(conn, record_files.iter_rows(path), "10635", now, "import:mixed.csv",
+                                               skip_invalid=True, progress=progress.append)  # fmt: skip
+        assert problems == expected
+        one_pass = _stored(flow, conn)
+        conn.rollback()
+    assert _stored(flow) == before
+    result = flow.records_import(path, "10635", skip_invalid=True)
+    assert stored == result["stored"] and sum(progress) >= stored
+    assert one_pass == _stored(flow)
 
 
 def test_filed_numbers_are_found_in_chunks(flow, tmp_path, monkeypatch):
