@@ -118,6 +118,50 @@ def test_first_page_is_not_blank(sqlite_flow, pdf, tmp_path):
     assert red > 50, "the red organ mark and separator line are missing"
 
 
+def test_long_form_repeats_its_header_and_never_splits_a_row(sqlite_flow, pdf):
+    """Form 1 over several pages: the header row on every page with rows, each row whole on one page (rows of
+    up to 11 lines, which WeasyPrint would split without `break-inside: avoid`), every row printed."""
+    majors = [
+        "汉语言文学",
+        "马克思主义理论与思想政治教育及中国近现代史基本问题研究方向",
+        "中国少数民族语言文学（壮语言文学方向）" * 3,
+    ]
+    records = [
+        {"name": f"学生{i:03d}", "cert_no": f"10593420230{i:05d}", "degree_type": "学士",
+         "major": f"{majors[i % 3]}第{i}组", "conferral_date": "2023-06-30"}
+        for i in range(1, 81)
+    ]  # fmt: skip
+    case_id = open_case(sqlite_flow, "supplement")
+    fire(sqlite_flow, case_id, "supplement", "submit", "collector", records=records)
+    _, html = sqlite_flow.document_html(sqlite_flow.latest_document(case_id, "supplement_application"))
+    pages = [_flat(page.extract_text()) for page in PdfReader(io.BytesIO(pdf.pdf(html))).pages]
+    with_rows = [text for text in pages if "学生0" in text]
+    assert len(with_rows) >= 3
+    assert all("学位证书编号" in text for text in with_rows)
+    for row in records:
+        holding = [text for text in pages if row["cert_no"] in text]
+        assert len(holding) == 1, row["cert_no"]
+        assert row["name"] in holding[0] and row["major"] in holding[0], f"row {row['name']} is split"
+
+
+def test_colophon_prints_organ_left_and_date_right_in_reading_order(pdf):
+    context = {
+        **_minimal("province_filing"),
+        "printer": "广西壮族自治区学位委员会办公室",
+        "print_date": "2026年11月20日印发",
+    }
+    data = pdf.pdf(letters.render_html("province_filing", context))
+    text = _pdf_text(data)
+    assert "广西壮族自治区学位委员会办公室 2026年11月20日印发" in text  # one line, organ first
+    fragments: list[tuple[float, str]] = []
+    PdfReader(io.BytesIO(data)).pages[-1].extract_text(
+        visitor_text=lambda t, cm, tm, font, size: (
+            fragments.append((cm[4] + tm[4], t)) if "印发" in t else None
+        )
+    )
+    assert fragments and fragments[0][0] > 300, "the printing date is set flush right"
+
+
 def _minimal(kind: str) -> dict:
     spec = letters.KINDS[kind]
     values = {}
