@@ -360,7 +360,7 @@ def _passes(r: Mapping[str, str]) -> bool:
     if not _UNIT_CODE(unit_code) or not cert.startswith(unit_code):
         return False
     if _CERT_DIGITS(cert):
-        if (level and cert[5] != LEVEL_DIGIT[level]) or cert[6:10] != f"{conferral.year:04d}":
+        if (level and cert[5] != LEVEL_DIGIT[level]) or cert[6:10] != r["conferral_date"][:4]:
             return False
     elif not (conferral.year < 2016 and _CERT_LETTERS(cert)):
         return False

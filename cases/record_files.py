@@ -102,9 +102,9 @@ def csv_fields(records: Iterable[list[str]], keys: list[str]) -> Iterator[Fields
     strip = str.strip
     if all(keys):
         for record in records:
-            values = list(map(strip, record))
-            if any(values):
-                yield Fields(zip(keys, values, strict=False))
+            row = Fields(zip(keys, map(strip, record)))  # noqa: B905 - a short record has fewer fields
+            if any(row.values()):
+                yield row
         return
     for record in records:  # a column without a name is left out
         values = list(map(strip, record))

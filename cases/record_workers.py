@@ -142,7 +142,6 @@ class JsonText:
     def __init__(self) -> None:
         self.keys: tuple[str, ...] | None = None
         self.template = ""
-        self.quotes = 0
 
     def __call__(self, row: Mapping[str, Any]) -> str:
         keys = tuple(row)
@@ -150,11 +149,11 @@ class JsonText:
             self.keys = keys
             self.template = "{" + ", ".join(json.dumps(k, ensure_ascii=False).replace("%", "%%") + ': "%s"'
                                             for k in keys) + "}"  # fmt: skip
-            self.quotes = self.template.count('"')
         if type(row) is Fields:  # text values only
-            text = self.template % tuple(row.values())
-            if text.isprintable() and text.count('"') == self.quotes and "\\" not in text:
-                return text
+            values = tuple(row.values())
+            joined = "".join(values)
+            if '"' not in joined and "\\" not in joined and joined.isprintable():
+                return self.template % values
         return json.dumps(dict(row), ensure_ascii=False)
 
 
