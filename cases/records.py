@@ -120,11 +120,10 @@ def store(
 ) -> int:
     """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time."""
     plan = _InsertPlan.of(conn.dialect)
-    bind = plan.binder(now, source)
-    json_text = record_workers.JsonText()
+    make = plan.row_maker(now, source)
     count = 0
     for chunk in _chunks(rows, CHUNK):
-        plan.executemany(conn, [bind(record_workers.row_values(row, json_text)) for row in chunk])
+        plan.executemany(conn, list(map(make, chunk)))
         count += len(chunk)
         if progress:
             progress(len(chunk))
@@ -197,6 +196,41 @@ def import_file(
     return stored, sorted(problems, key=lambda p: (p.row or 0, p.field))
 
 
+class _Binding:
+    """The parameters of one import's rows: constant columns bound once, conferral dates once per value."""
+
+    def __init__(self, plan: _InsertPlan, now: datetime, source: str):
+        self.plan = plan
+        bound = plan._bound
+        self.constant = {
+            "status": bound("status", "filed"),
+            "publishable": bound("publishable", True),
+            "photo_missing": bound("photo_missing", False),
+            "filed_at": bound("filed_at", now),
+            "revoked_at": None,
+            "source": bound("source", source[:200]),
+        }
+        self.dates: dict[str, Any] = {}
+        # SQLite: (the varying values..., the constant ones) in the statement's order, the JSON text as it is.
+        fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.json_as_is
+        self.tail = tuple(self.constant[name] for name in _CONSTANT) if fast else None
+
+    def conferral(self, text: str) -> Any:
+        found = self.dates.get(text)
+        if found is None and text not in self.dates:
+            found = self.dates[text] = self.plan._bound("conferral_date", parse_yyyymmdd(text))
+        return found
+
+    def __call__(self, v: tuple[str, ...]) -> Any:
+        if self.tail is not None:
+            return (*v[:5], self.conferral(v[5]), v[6], *self.tail)
+        plan = self.plan
+        data = v[6] if plan.json_as_is else plan._bound("data", json.loads(v[6]))
+        values = {**self.constant, **dict(zip(_VARYING[:5], v[:5], strict=True)),
+                  "conferral_date": self.conferral(v[5]), "data": data}  # fmt: skip
+        return tuple(values[name] for name in plan.names) if plan.positional else values
+
+
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
@@ -243,36 +277,26 @@ class _InsertPlan:
         processor = self.processors.get(name)
         return processor(value) if processor is not None and value is not None else value
 
-    def binder(self, now: datetime, source: str) -> Callable[[tuple[str, ...]], Any]:
+    def binder(self, now: datetime, source: str) -> _Binding:
         """From `record_workers.row_values` to the INSERT's parameters (a tuple in its order, or a dict)."""
-        bound = self._bound
-        constant = {
-            "status": bound("status", "filed"),
-            "publishable": bound("publishable", True),
-            "photo_missing": bound("photo_missing", False),
-            "filed_at": bound("filed_at", now),
-            "revoked_at": None,
-            "source": bound("source", source[:200]),
-        }
-        dates: dict[str, Any] = {}  # one conferral date per batch: parsed and bound once
+        return _Binding(self, now, source)
 
-        def conferral(text: str) -> Any:
-            found = dates.get(text)
-            if found is None and text not in dates:
-                found = dates[text] = bound("conferral_date", parse_yyyymmdd(text))
-            return found
+    def row_maker(self, now: datetime, source: str) -> Callable[[Mapping[str, str]], Any]:
+        """From a row keyed by field to the INSERT's parameters (`binder` of `record_workers.row_values`,
+        in one step where the dialect allows)."""
+        bind = self.binder(now, source)
+        json_text = record_workers.JsonText()
+        if bind.tail is None:
+            return lambda row: bind(record_workers.row_values(row, json_text))
+        conferral, tail = bind.conferral, bind.tail
 
-        if self.positional and self.names == _VARYING + _CONSTANT and self.json_as_is:
-            tail = tuple(constant[name] for name in _CONSTANT)
-            return lambda v: (*v[:5], conferral(v[5]), v[6], *tail)
+        def make(row: Mapping[str, str]) -> Any:
+            cert = row.get("cert_no", "")
+            get = row.get
+            return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""), get("degree_type", ""),
+                    conferral(get("conferral_date", "")), json_text(row), *tail)  # fmt: skip
 
-        def bind(v: tuple[str, ...]) -> Any:
-            data = v[6] if self.json_as_is else bound("data", json.loads(v[6]))
-            values = {**constant, **dict(zip(_VARYING[:5], v[:5], strict=True)), "conferral_date": conferral(v[5]),
-                      "data": data}  # fmt: skip
-            return tuple(values[name] for name in self.names) if self.positional else values
-
-        return bind
+        return make
 
     def executemany(self, conn: Connection, batch: list[Any]) -> None:
         cursor = conn.connection.cursor()
