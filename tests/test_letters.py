@@ -118,6 +118,34 @@ def test_first_page_is_not_blank(sqlite_flow, pdf, tmp_path):
     assert red > 50, "the red organ mark and separator line are missing"
 
 
+def test_collector_pause_is_shared_by_threads():
+    from degreeflow.pdf import _collector_paused
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with _collector_paused():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with _collector_paused():
+            second_in.set()
+            first_out.wait(10)
+            seen.append(gc.isenabled())  # the first rendering has ended, this one still runs
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert seen == [False]
+    assert gc.isenabled()
+
+
 def test_long_form_repeats_its_header_and_never_splits_a_row(sqlite_flow, pdf):
     """Form 1 over several pages: the header row on every page with rows, each row whole on one page (rows of
     up to 11 lines, which WeasyPrint would split without `break-inside: avoid`), every row printed."""
