@@ -11,7 +11,9 @@ kept, so a letter set in the full font weighs about 155 KB. At start-up each pro
 *working copy* of the first installed font of each stack with HarfBuzz (uharfbuzz, about 0.1 s): the
 characters of GB 2312 plus punctuation and Latin, renumbered compactly, without layout tables. Letters are set
 in the working copy first and the full font second, so a rare character (a name outside GB 2312) still prints
-from the full font, and the glyph check always runs against the full fonts.
+from the full font, and the glyph check always runs against the full fonts. Rendering pauses Python's cyclic
+garbage collector, whose full passes over a heap filling with layout boxes were a third of a long form's time
+(`_collector_paused`).
 """
 
 from __future__ import annotations
