@@ -158,30 +158,45 @@ class JsonText:
 
 
 class _Pool:
-    """Blocks checked by worker processes, results in submission order, at most `2 * size` in flight."""
+    """Blocks checked by worker processes, results in submission order, at most `2 * size` in flight.
+    While the oldest block is not ready, the calling process checks the next block itself."""
 
     def __init__(self, size: int):
         # fork is cheap and safe here (workers only compute); with other threads running, a fork could copy
         # a held lock, so then a fork server starts the workers instead.
-        method = (
-            "fork"
-            if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
-            else None
-        )
-        context = multiprocessing.get_context(method or "forkserver" if os.name == "posix" else "spawn")
-        self.executor = ProcessPoolExecutor(max_workers=size, mp_context=context)
+        if os.name != "posix":
+            method = "spawn"
+        elif threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+            method = "fork"
+        else:
+            method = "forkserver"
+        self.executor = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context(method))
         self.window = 2 * size
         self.pending: deque[Future[tuple[Any, ...]]] = deque()
 
     def results(
         self, tasks: Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]
     ) -> Iterator[tuple[Any, ...]]:
-        for function, arguments in tasks:
-            self.pending.append(self.executor.submit(function, *arguments))
-            if len(self.pending) >= self.window:
-                yield self.pending.popleft().result()
-        while self.pending:
-            yield self.pending.popleft().result()
+        pending, more = self.pending, True
+        while True:
+            while more and sum(not f.done() for f in pending) < self.window:
+                task = next(tasks, None)
+                if task is None:
+                    more = False
+                else:
+                    pending.append(self.executor.submit(task[0], *task[1]))
+            if not pending:
+                return
+            if more and not pending[0].done():
+                task = next(tasks, None)
+                if task is None:
+                    more = False
+                else:  # rather than wait: this block here, its result kept in order
+                    local: Future[tuple[Any, ...]] = Future()
+                    local.set_result(task[0](*task[1]))
+                    pending.append(local)
+                continue
+            yield pending.popleft().result()
 
     def close(self) -> None:
         for future in self.pending:

@@ -223,3 +223,16 @@ def test_filed_numbers_are_found_in_chunks(flow, tmp_path, monkeypatch):
     with flow.db.connect() as conn:
         found = records.existing(conn, [f"106353202400{i:04d}" for i in range(0, 9)] + ["1063532024000001"])
     assert found == {f"106353202400{i:04d}" for i in range(1, 6)}
+
+
+def test_with_other_threads_running_workers_start_from_a_fork_server(sqlite_flow, tmp_path, monkeypatch):
+    path = _write(tmp_path / "mixed.csv", _mixed_rows())
+    monkeypatch.setenv("DEGREEFLOW_RECORD_WORKERS", "0")
+    with sqlite_flow.db.connect() as conn:
+        serial = records.check_for_import(conn, record_files.iter_rows(path), "10635")
+    monkeypatch.setenv("DEGREEFLOW_RECORD_WORKERS", "2")
+    monkeypatch.setattr(record_workers, "MIN_BYTES", 0)
+    monkeypatch.setattr(record_workers, "BLOCK_CHARS", 4000)
+    monkeypatch.setattr(record_workers.threading, "active_count", lambda: 2)
+    with sqlite_flow.db.connect() as conn:
+        assert records.check_for_import(conn, record_files.iter_rows(path), "10635") == serial
