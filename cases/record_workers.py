@@ -3,7 +3,7 @@ the caller applies the rules across records (duplicates, numbers already filed, 
 bachelor's pairs) to what they report, block by block in file order.
 
 The result is the same list of problems, with the same rows, as checking the rows one by one
-(`records.check_for_import`); tests/test_registry.py compares the two. Memory stays bounded: at most
+(`records.check_for_import`); tests/test_record_import.py compares the two. Memory stays bounded: at most
 `2 * workers` blocks of about `BLOCK_CHARS` characters are in flight, and the workers send back only what
 the rules across records need (certificate numbers, conferral dates, the double bachelor's keys).
 """
@@ -33,8 +33,8 @@ def workers() -> int:
     """Worker processes for a large file: `DEGREEFLOW_RECORD_WORKERS` (0 = check in the calling process),
     else one per CPU, at most 4; none on a single CPU."""
     configured = os.environ.get("DEGREEFLOW_RECORD_WORKERS", "").strip()
-    if configured:
-        return max(0, int(configured))
+    if configured.isdigit():
+        return int(configured)
     cpus = os.cpu_count() or 1
     return min(cpus, 4) if cpus > 1 else 0
 
