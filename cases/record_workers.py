@@ -159,7 +159,8 @@ class JsonText:
 
 class _Pool:
     """Blocks checked by worker processes, results in submission order, at most `2 * size` in flight.
-    While the oldest block is not ready, the calling process checks the next block itself."""
+    While the oldest block is not ready, the calling process checks the next block itself (keeping at
+    most `4 * size` results in all)."""
 
     def __init__(self, size: int):
         # fork is cheap and safe here (workers only compute); with other threads running, a fork could copy
@@ -187,7 +188,7 @@ class _Pool:
                     pending.append(self.executor.submit(task[0], *task[1]))
             if not pending:
                 return
-            if more and not pending[0].done():
+            if more and not pending[0].done() and len(pending) < 2 * self.window:
                 task = next(tasks, None)
                 if task is None:
                     more = False
