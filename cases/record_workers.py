@@ -180,7 +180,9 @@ class _Pool:
     ) -> Iterator[tuple[Any, ...]]:
         pending, more = self.pending, True
         while True:
-            while more and sum(not f.done() for f in pending) < self.window:
+            while (
+                more and len(pending) < 2 * self.window and sum(not f.done() for f in pending) < self.window
+            ):
                 task = next(tasks, None)
                 if task is None:
                     more = False
