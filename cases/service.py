@@ -400,27 +400,35 @@ class DegreeFlow:
     def queue(self, as_user: str | int, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         with self.db.connect() as conn:
             rows, total = worklist.queue(conn, load_actor(conn, as_user), limit=limit, offset=offset)
-        return [self._listed(row) for row in rows], total
+        return self._listed_rows(rows), total
 
     def search_cases(self, as_user: str | int, **filters: Any) -> tuple[list[dict[str, Any]], int]:
         if filters.get("case_type"):
             self.engine.definition(filters["case_type"])
         with self.db.connect() as conn:
             rows, total = worklist.search(conn, load_actor(conn, as_user), **filters)
-        return [self._listed(row) for row in rows], total
+        return self._listed_rows(rows), total
 
-    def _listed(self, row: dict[str, Any]) -> dict[str, Any]:
-        due = row.pop("next_due_at")
-        row["due"] = None
-        if due is not None:
-            due_date = to_utc(due).astimezone(SHANGHAI).date()
-            overdue = to_utc(due) < self.clock.now()
-            left = self.calendar.get().remaining(self.clock.today(), due_date, True)
-            row["due"] = {"date": due_date.isoformat(), "overdue": overdue, "remaining_working_days": left,
-                          "soon": not overdue and left is not None and left <= self.sweeper.reminder_days}  # fmt: skip
-        for key in ("opened_at", "updated_at", "closed_at"):
-            row[key] = _iso(row[key])
-        return row
+    def _listed_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """List rows with their next deadline in the user's terms (date, overdue, working days left)."""
+        now, today = self.clock.now(), self.clock.today()
+        cal = self.calendar.get()
+        left_by_date: dict[date, int] = {}  # many rows share a due date: count its working days once
+        for row in rows:
+            due = row.pop("next_due_at")
+            row["due"] = None
+            if due is not None:
+                due_utc = to_utc(due)
+                due_date = due_utc.astimezone(SHANGHAI).date()
+                overdue = due_utc < now
+                if due_date not in left_by_date:
+                    left_by_date[due_date] = cal.remaining(today, due_date, True)
+                left = left_by_date[due_date]
+                row["due"] = {"date": due_date.isoformat(), "overdue": overdue, "remaining_working_days": left,
+                              "soon": not overdue and left <= self.sweeper.reminder_days}  # fmt: skip
+            for key in ("opened_at", "updated_at", "closed_at"):
+                row[key] = _iso(row[key])
+        return rows
 
     def case_for(self, case_id: int, as_user: str | int) -> dict[str, Any]:
         """A case as `show` gives it, if this person may see it; otherwise "not found" (never "forbidden")."""

@@ -25,16 +25,17 @@ ORGS = Organisation.__table__
 DEADLINES = Deadline.__table__
 EVENTS = CaseEvent.__table__
 OPEN_DEADLINE = ("running", "breached")
+COUNT_CAP = 1000
 
 
 def scope_clause(actor: Actor) -> ColumnElement[bool]:
-    """Which cases `actor` may see, as a condition on CASES joined with ORGS (the case's organisation)."""
+    """Which cases `actor` may see, as a condition on CASES alone (no join needed)."""
     if actor.org_kind in (NATIONAL, CENTER):
         return true()
     if actor.org_kind == UNIT:
         return CASES.c.org_id == actor.org_id
     if actor.org_kind == PROVINCE:
-        return ORGS.c.parent_id == actor.org_id
+        return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == actor.org_id))
     return false()
 
 
@@ -51,20 +52,7 @@ def actionable(actor: Actor) -> list[tuple[str, str]]:
     return sorted(set(pairs))
 
 
-def _next_due():  # type: ignore[no-untyped-def]
-    return (
-        select(func.min(DEADLINES.c.due_at))
-        .where(
-            DEADLINES.c.case_id == CASES.c.id,
-            DEADLINES.c.status.in_(OPEN_DEADLINE),
-            DEADLINES.c.stopped_at.is_(None),
-        )
-        .scalar_subquery()
-    )
-
-
 def _base(actor: Actor):  # type: ignore[no-untyped-def]
-    next_due = _next_due().label("next_due_at")
     return (
         select(
             CASES.c.id,
@@ -78,11 +66,11 @@ def _base(actor: Actor):  # type: ignore[no-untyped-def]
             CASES.c.payload,
             ORGS.c.code.label("org"),
             ORGS.c.name.label("org_name"),
-            next_due,
+            CASES.c.next_due_at,
         )
         .join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
         .where(scope_clause(actor))
-    ), next_due
+    )
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -119,23 +107,47 @@ def _subject(payload: dict[str, Any]) -> str:
     return ""
 
 
+def _count(conn: Connection, where: ColumnElement[bool], cap: int | None = None) -> int:
+    inner = select(CASES.c.id).where(where)
+    if cap is not None:
+        inner = inner.limit(cap)
+    return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
+
+
 def queue(
-    conn: Connection, actor: Actor, *, limit: int = 50, offset: int = 0
+    conn: Connection, actor: Actor, *, limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP
 ) -> tuple[list[dict[str, Any]], int]:
-    """Open cases waiting on this person, most urgent deadline first (cases without a deadline last)."""
+    """Open cases waiting on this person, most urgent deadline first, then the ones without a deadline.
+
+    Both parts are read in the order of the `ix_cases_queue` index (open cases by next due time), so a page
+    costs about the same with a thousand or a million cases. The total is counted up to `count_cap` (the page
+    shows "1000+" beyond)."""
     pairs = actionable(actor)
     if not pairs:
         return [], 0
-    query, next_due = _base(actor)
-    waiting = tuple_(CASES.c.type, CASES.c.state).in_(pairs)
-    query = query.where(waiting, CASES.c.closed_at.is_(None))
-    total = conn.execute(
-        select(func.count())
-        .select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id))
-        .where(scope_clause(actor), waiting, CASES.c.closed_at.is_(None))
-    ).scalar_one()
-    query = query.order_by(next_due.is_(None), next_due, CASES.c.id).limit(limit).offset(offset)
-    return [_row(row) for row in conn.execute(query)], int(total)
+    waiting = and_(
+        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), scope_clause(actor)
+    )
+    dated = and_(waiting, CASES.c.next_due_at.is_not(None))
+    base = _base(actor)
+    if actor.org_kind == UNIT:
+        # One unit's open cases are few: read them by organisation (ix_cases_org_queue) and sort them in one
+        # query. (A range on next_due_at would make SQLite walk every open case in due order instead.)
+        query = base.where(waiting).order_by(CASES.c.next_due_at.is_(None), CASES.c.next_due_at, CASES.c.id)
+        rows = conn.execute(query.limit(limit).offset(offset)).all()
+        return [_row(row) for row in rows], _count(conn, waiting, count_cap)
+    rows = list(
+        conn.execute(base.where(dated).order_by(CASES.c.next_due_at, CASES.c.id).limit(limit).offset(offset))
+    )
+    if len(rows) < limit:
+        dated_total = offset + len(rows) if rows else _count(conn, dated)
+        rows += conn.execute(
+            base.where(waiting, CASES.c.next_due_at.is_(None))
+            .order_by(CASES.c.id)
+            .limit(limit - len(rows))
+            .offset(max(offset - dated_total, 0))
+        ).all()
+    return [_row(row) for row in rows], _count(conn, waiting, count_cap)
 
 
 def search(
@@ -166,8 +178,7 @@ def search(
         if needle.isdigit():
             conditions[-1] = or_(conditions[-1], CASES.c.id == int(needle[:9]))
     where = and_(*conditions)
-    query, _ = _base(actor)
-    query = query.where(where).order_by(CASES.c.id.desc()).limit(limit).offset(offset)
+    query = _base(actor).where(where).order_by(CASES.c.id.desc()).limit(limit).offset(offset)
     total = conn.execute(
         select(func.count()).select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id)).where(where)
     ).scalar_one()

@@ -45,7 +45,14 @@ class User(SQLModel, table=True):
 
 class Case(SQLModel, table=True):
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_type_state", "type", "state"),)
+    __table_args__ = (
+        Index("ix_cases_type_state", "type", "state"),
+        # The work queue: open cases in order of their most urgent deadline, read in index order.
+        Index("ix_cases_queue", "closed_at", "next_due_at", "id"),
+        Index("ix_cases_org_queue", "org_id", "closed_at", "type", "state", "next_due_at"),
+        # Counting a queue reads only this index: open cases by (type, state), with the organisation for scope.
+        Index("ix_cases_open_kind", "closed_at", "type", "state", "org_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     type: str = Field(max_length=32)
@@ -61,6 +68,9 @@ class Case(SQLModel, table=True):
     # Head of the tamper-evident event chain, so a transition needs no extra read.
     last_seq: int = 0
     head_hash: str = Field(default="", max_length=64)
+    # Earliest due time of the case's open deadlines (running or breached), kept by every step that changes
+    # a deadline, so the work queue sorts without looking at the deadlines table.
+    next_due_at: datetime | None = _ts(nullable=True)
 
 
 class CaseEvent(SQLModel, table=True):

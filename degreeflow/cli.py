@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -355,7 +356,9 @@ def user_list(
 @app.command()
 @edge
 def serve(
-    host: Annotated[str | None, typer.Option("--host", help="监听地址（默认 DEGREEFLOW_HOST 或 127.0.0.1）。")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="监听地址（默认 DEGREEFLOW_HOST 或 127.0.0.1）。")
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="端口（默认 DEGREEFLOW_PORT 或 8000）。")] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="演示模式：写入演示数据（仅首次），允许占位密钥，打印演示账号。")
@@ -363,6 +366,9 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="不在本进程运行时限扫描（另有 `scheduler run` 进程时）。")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=32, help="Web 工作进程数（多核时可设为 CPU 核数）。")
+    ] = 1,
 ) -> None:
     """运行 Web 应用（服务端渲染页面 + /api/v1 JSON 接口），默认同进程运行时限扫描调度器。"""
     import uvicorn
@@ -383,16 +389,42 @@ def serve(
     service.init_schema()
     if demo:
         demo_data.seed(service)
-    application = create_app(service, settings, scheduler=not no_scheduler)
     bind_host, bind_port = host or settings.host, port or settings.port
-    out.print(f"degreeflow 已启动：http://{bind_host}:{bind_port}/  （数据库 {service.db.url.render_as_string(hide_password=True)}）")
+    out.print(
+        f"degreeflow 已启动：http://{bind_host}:{bind_port}/  （数据库 {service.db.url.render_as_string(hide_password=True)}）"
+    )
     if demo:
         out.print(f"演示账号（密码均为 {demo_data.DEMO_PASSWORD}）：")
         for username, name, role, org in demo_data.USERS:
             out.print(f"  {username:<10} {name}（{org}，{role}）")
     if not no_scheduler:
         out.print(f"时限扫描：每 {settings.sweep_interval_seconds} 秒一次（同进程）")
-    uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    if workers == 1:
+        application = create_app(service, settings, scheduler=not no_scheduler)
+        uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+        return
+    # Several worker processes: each builds the application from the environment; the scheduler runs once,
+    # in this supervising process (a sweep is idempotent anyway, so a second scheduler would be harmless).
+    os.environ.update(
+        {"DEGREEFLOW_DATABASE_URL": settings.database_url, "DEGREEFLOW_DEMO": str(settings.demo)}
+    )
+    if settings.now:
+        os.environ["DEGREEFLOW_NOW"] = settings.now.isoformat()
+    sweeping = None
+    if not no_scheduler:
+        from scheduler.runner import build_scheduler
+
+        sweeping = build_scheduler(service.db, "degreeflow.jobs:sweep_job", settings.sweep_interval_seconds,
+                                   {"database_url": settings.database_url,
+                                    "now": settings.now.isoformat() if settings.now else None}, blocking=False)  # fmt: skip
+        sweeping.start()
+    service.db.dispose()
+    try:
+        uvicorn.run("degreeflow.web.asgi:create", factory=True, workers=workers, host=bind_host, port=bind_port,
+                    log_level="warning", access_log=False)  # fmt: skip
+    finally:
+        if sweeping is not None:
+            sweeping.shutdown(wait=False)
 
 
 # -- cases -------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from db.clock import SHANGHAI, end_of_day, start_of_day, to_utc
+from db.derived import refresh_next_due
 from db.engine import transaction
 from db.models import Case, Deadline, DeadlineFinding, Organisation, OutboxMessage
 from db.precompiled import Precompiled
@@ -304,6 +305,7 @@ def recompute(conn: Connection, cal: Any, row: Any, now: datetime) -> bool:
     if row.status in ("running", "breached") and row.stopped_at is None:
         values["status"] = "breached" if due_at < to_utc(now) else "running"
     conn.execute(update(D).where(D.c.id == row.id).values(**values))
+    refresh_next_due(conn, row.case_id)
     return True
 
 

@@ -12,6 +12,7 @@ import os
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from sqlalchemy import select
 
 from cases import authentication
 from cases.registry import DEFINITIONS
@@ -105,6 +106,27 @@ class CaseMachine(RuleBasedStateMachine):
         if hasattr(self, "flow"):
             for case in self.flow.list_cases():
                 assert case["state"] in DEFINITIONS[case["type"]].states
+
+    @invariant()
+    def next_due_matches_the_open_deadlines(self) -> None:
+        """cases.next_due_at, kept by every step for the work queue, equals its deadlines' earliest open due."""
+        if hasattr(self, "flow"):
+            assert next_due_problems(self.flow) == []
+
+
+def next_due_problems(flow) -> list[tuple[int, object, object]]:  # type: ignore[no-untyped-def]
+    from db import Case, Deadline, to_utc
+
+    with flow.db.connect() as conn:
+        cases = conn.execute(select(Case.__table__.c.id, Case.__table__.c.next_due_at)).all()
+        deadlines = conn.execute(select(Deadline.__table__)).all()
+    expected: dict[int, object] = {}
+    for d in deadlines:
+        if d.stopped_at is None and d.status in ("running", "breached"):
+            due = to_utc(d.due_at)
+            expected[d.case_id] = min(due, expected.get(d.case_id, due))  # type: ignore[type-var]
+    return [(c.id, c.next_due_at, expected.get(c.id)) for c in cases
+            if (to_utc(c.next_due_at) if c.next_due_at else None) != expected.get(c.id)]  # fmt: skip
 
 
 def _run(db_url: str, examples: int) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from db.clock import end_of_day, to_utc
+from db.derived import refresh_next_due
 from db.models import Deadline
 from workflow.definition import DeadlineEffect
 from workflow.fields import parse_date
@@ -42,9 +43,11 @@ def apply_effects(
     now: datetime,
     today: date,
 ) -> None:
+    applied = False
     for effect in effects:
         if not effect.applies(rule_set):
             continue
+        applied = True
         current = and_(DEADLINES.c.case_id == case_id, DEADLINES.c.name == effect.name)
         if effect.action == "start":
             _close(conn, current, now, event_id, superseded=True)
@@ -100,11 +103,14 @@ def apply_effects(
                         remaining_days=None,
                     )
                 )
+    if applied:
+        refresh_next_due(conn, case_id)
 
 
 def close_all(conn: Connection, *, case_id: int, now: datetime, event_id: int) -> None:
     """A case that reaches a terminal state leaves no timer behind."""
     _close(conn, DEADLINES.c.case_id == case_id, now, event_id)
+    refresh_next_due(conn, case_id)
 
 
 def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, superseded: bool = False) -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cases import registry
+from cases import registry, worklist
 from cases.service import DegreeFlow
 from degreeflow.settings import Settings
 from workflow import Actor, Forbidden, NotFound
@@ -98,7 +98,7 @@ def router(
         request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
     ) -> dict[str, Any]:
         rows, total = flow.queue(who(request).id, limit=limit, offset=offset)
-        return {"total": total, "cases": rows}
+        return {"total": total, "total_is_capped": total >= worklist.COUNT_CAP, "cases": rows}
 
     @api.get("/cases", summary="案件列表（按类型、状态、单位筛选，按证书编号或姓名搜索）")
     def cases(

@@ -294,6 +294,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         page_no = max(page_no, 1)
         rows, total = flow.queue(actor.id, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
         return page(request, "queue.html", {"user": actor, "rows": rows, "total": total, "page_no": page_no,
+                                            "count_cap": worklist.COUNT_CAP,
                                             "pages": max(1, -(-total // PAGE_SIZE))})  # fmt: skip
 
     @app.get("/cases", response_class=HTMLResponse, include_in_schema=False)

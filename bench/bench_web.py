@@ -1,0 +1,239 @@
+"""Load test: the work-queue page with 100,000 cases in the database, against the real server on loopback.
+
+What is measured
+----------------
+A fresh SQLite file gets the schema, the demo organisations and users, 97 more units spread over the three demo
+provinces (100 units in all), and N cases (default 100,000) written in bulk: types in equal shares, states drawn
+from each type's states (terminal ones closed), and for every open case one running deadline due between 20
+days ago and 30 days ahead. The cases are inserted directly (not fired through the engine, which would take
+the better part of an hour); the queue reads only the case, organisation and deadline tables, which look the
+same either way. Setup is not timed.
+
+The server is the real one: `degreeflow serve --no-scheduler` in its own process (one uvicorn worker), on
+127.0.0.1 and a free port, with the same fixed "now" as the data. The load generator runs in this process:
+U threads (default 20, "concurrent users"), each with its own signed-in session (POST /login with the CSRF
+token, as a browser does), each requesting `GET /queue` back to back (closed loop, no think time) for D seconds
+after a warm-up. Every response must be 200 and contain the queue's heading. Reported per user kind:
+requests/s, and latency p50/p95/p99/max in milliseconds, for a province reviewer (`prov50`: about a third of all
+cases are in its scope) and for a unit collector (`10635XW01`). Also the `/api/v1/queue` JSON endpoint for the
+province reviewer.
+
+Goal (issue 6): p99 under 100 ms at 20 concurrent users on the work-queue page.
+
+Usage: ``python bench/bench_web.py [--cases 100000] [--users 20] [--duration 15] [--quick]``; ``--quick`` is
+10,000 cases and 5 s. Prints one JSON object on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from cases import registry  # noqa: E402
+from cases.service import DegreeFlow  # noqa: E402
+from db import FixedClock, make_engine  # noqa: E402
+from db.clock import SHANGHAI  # noqa: E402
+from degreeflow import demo  # noqa: E402
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+GOAL_P99_MS = 100.0
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def log(message: str) -> None:
+    print(f"[bench_web] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build(path: Path, n: int, seed: int) -> dict[str, Any]:
+    flow = DegreeFlow(make_engine(f"sqlite:///{path}"), FixedClock(NOW))
+    flow.init_schema()
+    demo.seed(flow, cases=False)
+    provinces = ["11", "45", "50"]
+    for i in range(97):
+        flow.add_org(f"{19000 + i}", f"测试大学{i:02d}", "unit", provinces[i % 3], f"测大{i:02d}")
+    flow.db.dispose()
+    rng = random.Random(seed)
+    conn = sqlite3.connect(path)
+    units = [row[0] for row in conn.execute("select id from organisations where kind = 'unit'")]
+    opener = conn.execute("select id from users where username = '10635XW01'").fetchone()[0]
+    types = list(registry.DEFINITIONS)
+    now_utc = NOW.astimezone(UTC).replace(tzinfo=None)
+    case_rows, deadline_rows = [], []
+    for case_id in range(1, n + 1):
+        case_type = types[case_id % len(types)]
+        defn = registry.DEFINITIONS[case_type]
+        state = rng.choice(list(defn.states))
+        closed = state in defn.terminal
+        opened = now_utc - timedelta(days=rng.randint(0, 400), minutes=rng.randint(0, 1440))
+        payload = {"cert_no": f"{rng.randint(10000, 99999)}42021{case_id:07d}", "name": f"学生{case_id}"}
+        case_rows.append((case_id, case_type, state, "2020", rng.choice(units), json.dumps(payload, ensure_ascii=False),
+                          2, opener, opened, opened, opened if closed else None, 1, "x" * 64))  # fmt: skip
+        if not closed:
+            due = NOW.date() + timedelta(days=rng.randint(-20, 30))
+            due_at = datetime(due.year, due.month, due.day, 15, 59, 59)  # 23:59:59 in Beijing, as UTC
+            deadline_rows.append((case_id, "limit", "办理时限", "province", 30, True, due - timedelta(days=40),
+                                  due - timedelta(days=40), 30, due, due_at, False,
+                                  "breached" if due < NOW.date() else "running"))  # fmt: skip
+    with conn:
+        conn.executemany(
+            "insert into cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
+            "updated_at, closed_at, last_seq, head_hash) values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            case_rows,
+        )
+        conn.executemany(
+            "insert into deadlines (case_id, name, label, owner, days, working, start_date, basis_date, basis_days, "
+            "due_date, due_at, provisional, status) values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            deadline_rows,
+        )
+        conn.execute("analyze")  # without statistics the planner walks the (status, due_at) index per case
+        # What db.derived.refresh_next_due keeps on every step, for all rows at once.
+        conn.execute(
+            "update cases set next_due_at = (select min(due_at) from deadlines d where d.case_id = cases.id "
+            "and d.stopped_at is null and d.status in ('running', 'breached'))"
+        )
+    conn.execute("analyze")
+    conn.close()
+    return {"cases": n, "open_cases": len(deadline_rows), "units": len(units)}
+
+
+def start_server(db: Path, port: int, workdir: Path) -> subprocess.Popen[str]:
+    cli = str(Path(sys.executable).parent / "degreeflow")
+    env = {**os.environ, "DEGREEFLOW_SECRET_KEY": "b" * 48, "DEGREEFLOW_DATA_DIR": str(workdir / "data")}
+    server = subprocess.Popen(
+        [cli, "--db", f"sqlite:///{db}", "--now", NOW.isoformat(), "serve", "--no-scheduler", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            with httpx.Client() as client:
+                if client.get(f"http://127.0.0.1:{port}/login").status_code == 200:
+                    return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("server did not start: " + (server.stdout.read() if server.stdout else ""))
+
+
+def signed_in(base: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=30)
+    token = CSRF.search(client.get("/login").text)[1]  # type: ignore[index]
+    response = client.post("/login", data={"csrf_token": token, "username": username,
+                                           "password": demo.DEMO_PASSWORD, "next": "/queue"})  # fmt: skip
+    assert response.status_code == 303, response.text
+    return client
+
+
+def load(base: str, username: str, path: str, marker: str, users: int, duration: float) -> dict[str, Any]:
+    clients = [signed_in(base, username) for _ in range(users)]
+    for client in clients:  # warm-up
+        client.get(path)
+    latencies: list[list[float]] = [[] for _ in range(users)]
+    errors = [0] * users
+    stop = time.perf_counter() + duration
+    sample: dict[str, int] = {}
+
+    def run(index: int) -> None:
+        client = clients[index]
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            response = client.get(path)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200 or marker not in response.text:
+                errors[index] += 1
+            else:
+                latencies[index].append(elapsed)
+                sample.setdefault("bytes", len(response.content))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(users)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    for client in clients:
+        client.close()
+    every = sorted(x for per in latencies for x in per)
+    if not every:
+        return {"errors": sum(errors)}
+
+    def pct(p: float) -> float:
+        return round(every[min(len(every) - 1, int(p * len(every)))] * 1000, 1)
+
+    return {
+        "user": username, "path": path, "concurrent_users": users, "requests": len(every), "errors": sum(errors),
+        "requests_per_s": round(len(every) / wall, 1), "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+        "max_ms": round(every[-1] * 1000, 1), "mean_ms": round(statistics.fmean(every) * 1000, 1),
+        "response_bytes": sample.get("bytes"),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.cases, args.duration = 10_000, 5.0
+    workdir = Path(args.dir or tempfile.mkdtemp(prefix="bench_web_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "web.db"
+    if db.exists():
+        db.unlink()
+    log(f"writing {args.cases} cases to {db}")
+    t0 = time.perf_counter()
+    data = build(db, args.cases, args.seed)
+    data["setup_s"] = round(time.perf_counter() - t0, 1)
+    port = free_port()
+    server = start_server(db, port, workdir)
+    base = f"http://127.0.0.1:{port}"
+    results = []
+    try:
+        for username, path, marker in [("prov50", "/queue", "待我办理"), ("10635XW01", "/queue", "待我办理"),
+                                       ("prov50", "/api/v1/queue", '"total"')]:  # fmt: skip
+            log(f"{args.users} users × {args.duration:.0f} s: GET {path} as {username}")
+            results.append(load(base, username, path, marker, args.users, args.duration))
+            log(json.dumps(results[-1], ensure_ascii=False))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    page = [r for r in results if r.get("path") == "/queue"]
+    print(json.dumps({
+        "benchmark": "web work queue", "date": date.today().isoformat(), "python": platform.python_version(),
+        "cpus": os.cpu_count(), "data": data, "results": results, "goal_p99_ms": GOAL_P99_MS,
+        "meets_goal": bool(page) and all(r.get("errors") == 0 and r["p99_ms"] < GOAL_P99_MS for r in page),
+    }, ensure_ascii=False, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

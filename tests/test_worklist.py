@@ -1,0 +1,52 @@
+"""The work queue: who waits on what, in deadline order, within scope; cases.next_due_at kept by every step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.helpers import OPEN_DATA, fire, open_case
+from tests.test_stateful import next_due_problems
+
+
+def test_queue_lists_what_each_person_can_act_on_most_urgent_first(flow, clock):
+    late = open_case(flow, "revocation", decision_date="2026-11-12")  # report due 2026-11-22
+    early = open_case(flow, "revocation", decision_date="2026-11-10")  # due 2026-11-20: today
+    undated = open_case(flow, "photo")  # no deadline while a draft
+    rows, total = flow.queue("10635XW01")
+    assert [r["id"] for r in rows] == [early, late] and total == 2  # 10635's cases; the photo case is 10593's
+    assert rows[0]["due"]["date"] == "2026-11-20" and rows[0]["due"]["remaining_working_days"] == 0
+    rows, _ = flow.queue("10593XW01")
+    assert [r["id"] for r in rows] == [undated] and rows[0]["due"] is None
+    assert flow.queue("prov50") == ([], 0)  # nothing waits on the province yet
+    fire(flow, early, "revocation", "submit", "collector")
+    fire(flow, early, "revocation", "verify", "verifier")
+    rows, total = flow.queue("prov50")
+    assert [r["id"] for r in rows] == [early] and total == 1
+    assert flow.queue("prov45") == ([], 0)  # another province
+    assert [r["id"] for r in flow.queue("xwb01")[0]] == []  # national acts after the province
+    assert next_due_problems(flow) == []
+
+
+def test_next_due_follows_start_stop_pause_resume_and_closing(flow, clock):
+    case_id = open_case(flow, "authentication")
+    due = lambda: flow.show(case_id)["deadlines"]  # noqa: E731
+    assert next_due_problems(flow) == []
+    for trigger, part in [("check", "center"), ("send_to_unit", "center")]:  # pauses the Center's clock
+        fire(flow, case_id, "authentication", trigger, part)
+        assert next_due_problems(flow) == []
+    assert {d["name"]: d["status"] for d in due()}["center_total"] == "paused"
+    clock.set(clock.now() + timedelta(days=3))
+    for trigger, part in [("answer", "verifier"), ("issue_report", "center")]:  # resumes, then closes
+        fire(flow, case_id, "authentication", trigger, part)
+        assert next_due_problems(flow) == []
+    rows, _ = flow.search_cases("xwzx01", case_type="authentication")
+    assert rows[0]["id"] == case_id and rows[0]["due"] is None  # closed: no open limit
+
+
+def test_search_finds_by_certificate_number_or_name_within_scope(flow):
+    case_id = open_case(flow, "revocation")
+    rows, total = flow.search_cases("prov50", text=OPEN_DATA["revocation"]["cert_no"])
+    assert total == 1 and rows[0]["id"] == case_id
+    assert flow.search_cases("prov50", text="钱某")[1] == 1
+    assert flow.search_cases("prov45", text="钱某")[1] == 0
+    assert flow.search_cases("10635XW01", text="100%_")[1] == 0  # LIKE wildcards are taken literally
