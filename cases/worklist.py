@@ -6,11 +6,13 @@ province its units', the national office and the Degree Center everything.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, false, func, or_, select, true, tuple_
+from sqlalchemy import String, and_, bindparam, cast, false, func, or_, select, true, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -52,25 +54,25 @@ def actionable(actor: Actor) -> list[tuple[str, str]]:
     return sorted(set(pairs))
 
 
+def _base_columns():  # type: ignore[no-untyped-def]
+    return select(
+        CASES.c.id,
+        CASES.c.type,
+        CASES.c.state,
+        CASES.c.rule_set,
+        CASES.c.version,
+        CASES.c.opened_at,
+        CASES.c.updated_at,
+        CASES.c.closed_at,
+        CASES.c.payload,
+        ORGS.c.code.label("org"),
+        ORGS.c.name.label("org_name"),
+        CASES.c.next_due_at,
+    ).join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
+
+
 def _base(actor: Actor):  # type: ignore[no-untyped-def]
-    return (
-        select(
-            CASES.c.id,
-            CASES.c.type,
-            CASES.c.state,
-            CASES.c.rule_set,
-            CASES.c.version,
-            CASES.c.opened_at,
-            CASES.c.updated_at,
-            CASES.c.closed_at,
-            CASES.c.payload,
-            ORGS.c.code.label("org"),
-            ORGS.c.name.label("org_name"),
-            CASES.c.next_due_at,
-        )
-        .join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
-        .where(scope_clause(actor))
-    )
+    return _base_columns().where(scope_clause(actor))
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -114,6 +116,63 @@ def _count(conn: Connection, where: ColumnElement[bool], cap: int | None = None)
     return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
 
 
+@dataclass(frozen=True)
+class _QueueStatements:
+    """The queue's statements for one (level, role), built once; the person's organisation, the page size and
+    offset are parameters, so SQLAlchemy's compiled cache serves every request after the first."""
+
+    dated: Any
+    undated: Any
+    unit_page: Any
+    count_dated: Any
+    count: Any
+
+
+def _scope_param(org_kind: str) -> ColumnElement[bool]:
+    if org_kind in (NATIONAL, CENTER):
+        return true()
+    if org_kind == UNIT:
+        return CASES.c.org_id == bindparam("scope_org")
+    if org_kind == PROVINCE:
+        return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == bindparam("scope_org")))
+    return false()
+
+
+@functools.cache
+def _queue_statements(org_kind: str, pairs: tuple[tuple[str, str], ...]) -> _QueueStatements:
+    waiting = and_(
+        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), _scope_param(org_kind)
+    )
+    dated = and_(waiting, CASES.c.next_due_at.is_not(None))
+    base = _base_columns()
+    page_limit, page_offset = bindparam("page_limit"), bindparam("page_offset")
+
+    def capped(where: ColumnElement[bool], cap: bool) -> Any:
+        inner = select(CASES.c.id).where(where)
+        if cap:
+            inner = inner.limit(bindparam("count_cap"))
+        return select(func.count()).select_from(inner.subquery())
+
+    return _QueueStatements(
+        dated=base.where(dated)
+        .order_by(CASES.c.next_due_at, CASES.c.id)
+        .limit(page_limit)
+        .offset(page_offset),
+        undated=base.where(waiting, CASES.c.next_due_at.is_(None))
+        .order_by(CASES.c.id)
+        .limit(page_limit)
+        .offset(page_offset),
+        # One unit's open cases are few: read them by organisation (ix_cases_org_queue) and sort them in one
+        # query. (A range on next_due_at would make SQLite walk every open case in due order instead.)
+        unit_page=base.where(waiting)
+        .order_by(CASES.c.next_due_at.is_(None), CASES.c.next_due_at, CASES.c.id)
+        .limit(page_limit)
+        .offset(page_offset),
+        count_dated=capped(dated, False),
+        count=capped(waiting, True),
+    )
+
+
 def queue(
     conn: Connection, actor: Actor, *, limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP
 ) -> tuple[list[dict[str, Any]], int]:
@@ -122,32 +181,23 @@ def queue(
     Both parts are read in the order of the `ix_cases_queue` index (open cases by next due time), so a page
     costs about the same with a thousand or a million cases. The total is counted up to `count_cap` (the page
     shows "1000+" beyond)."""
-    pairs = actionable(actor)
+    pairs = tuple(actionable(actor))
     if not pairs:
         return [], 0
-    waiting = and_(
-        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), scope_clause(actor)
-    )
-    dated = and_(waiting, CASES.c.next_due_at.is_not(None))
-    base = _base(actor)
+    statements = _queue_statements(actor.org_kind, pairs)
+    params = {"scope_org": actor.org_id, "page_limit": limit, "page_offset": offset, "count_cap": count_cap}
     if actor.org_kind == UNIT:
-        # One unit's open cases are few: read them by organisation (ix_cases_org_queue) and sort them in one
-        # query. (A range on next_due_at would make SQLite walk every open case in due order instead.)
-        query = base.where(waiting).order_by(CASES.c.next_due_at.is_(None), CASES.c.next_due_at, CASES.c.id)
-        rows = conn.execute(query.limit(limit).offset(offset)).all()
-        return [_row(row) for row in rows], _count(conn, waiting, count_cap)
-    rows = list(
-        conn.execute(base.where(dated).order_by(CASES.c.next_due_at, CASES.c.id).limit(limit).offset(offset))
-    )
-    if len(rows) < limit:
-        dated_total = offset + len(rows) if rows else _count(conn, dated)
-        rows += conn.execute(
-            base.where(waiting, CASES.c.next_due_at.is_(None))
-            .order_by(CASES.c.id)
-            .limit(limit - len(rows))
-            .offset(max(offset - dated_total, 0))
-        ).all()
-    return [_row(row) for row in rows], _count(conn, waiting, count_cap)
+        rows = conn.execute(statements.unit_page, params).all()
+    else:
+        rows = conn.execute(statements.dated, params).all()
+        if len(rows) < limit:
+            dated_total = (
+                offset + len(rows) if rows else int(conn.execute(statements.count_dated, params).scalar_one())
+            )
+            more = {**params, "page_limit": limit - len(rows), "page_offset": max(offset - dated_total, 0)}
+            rows += conn.execute(statements.undated, more).all()
+    total = int(conn.execute(statements.count, params).scalar_one())
+    return [_row(row) for row in rows], total
 
 
 def search(
