@@ -762,14 +762,19 @@ class DegreeFlow:
     ) -> dict[str, Any]:
         """Store the valid rows of a file in one transaction; any invalid row refuses the file unless skipped.
 
-        The file is read twice as a stream (check, then store), so its size does not bound memory."""
+        The file is read once, as a stream, so its size does not bound memory."""
         with transaction(self.db) as conn:
             if (
                 conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first()
                 is None
             ):
                 raise NotFound(f"学位授予单位 {org} 不存在", field="org", rule="organisation_exists")
-            problems = records.check_for_import(conn, record_files.iter_rows(path), org)
+            # One read of the file: check and store block by block (a large CSV is checked in worker
+            # processes); any refusal below raises, and the transaction takes back what was stored.
+            stored, problems = records.import_file(
+                conn, record_files.iter_rows(path), org, self.clock.now(), f"import:{path.name}",
+                skip_invalid=skip_invalid, progress=progress,
+            )  # fmt: skip
             bad_rows = {p.row for p in problems if p.row}
             batch_problems = [p for p in problems if not p.row]
             if (problems and not skip_invalid) or batch_problems:
@@ -782,10 +787,6 @@ class DegreeFlow:
                     field=first.field,
                     rule=first.code,
                 )
-            good = (
-                row for index, row in enumerate(record_files.iter_rows(path)) if index + 2 not in bad_rows
-            )
-            stored = records.store(conn, good, self.clock.now(), f"import:{path.name}", progress)
         report = record_files.write_error_report(path, problems) if problems else None
         return {"stored": stored, "skipped": len(bad_rows), "report": str(report) if report else None}
 
