@@ -281,6 +281,13 @@ class DegreeFlow:
             row = conn.execute(select(ORGS).where(ORGS.c.code == org)).first()
             if row is None:
                 raise NotFound(f"组织 {org} 不存在", field="org", rule="organisation_exists")
+            if row.kind == UNIT and not re.fullmatch(rf"{re.escape(row.code)}XW\d{{2,3}}", username):
+                raise InvalidPayload(
+                    f"字段 username（用户名）：学位授予单位的账号须为“单位代码 + XW + 序号”（如 {row.code}XW01），"
+                    f"收到“{username}”",
+                    field="username",
+                    rule="unit_account_name",
+                )
             roles = ROLES_BY_KIND[row.kind]
             if role not in roles:
                 allowed = "、".join(f"{k}（{v}）" for k, v in roles.items())
@@ -425,7 +432,9 @@ class DegreeFlow:
                     left_by_date[due_date] = cal.remaining(today, due_date, True)
                 left = left_by_date[due_date]
                 row["due"] = {"date": due_date.isoformat(), "overdue": overdue, "remaining_working_days": left,
-                              "soon": not overdue and left <= self.sweeper.reminder_days}  # fmt: skip
+                              "soon": not overdue and left <= self.sweeper.reminder_days,
+                              # the year's holiday schedule is not loaded yet: the date may still move
+                              "provisional": not cal.covers(due_date)}  # fmt: skip
             for key in ("opened_at", "updated_at", "closed_at"):
                 row[key] = _iso(row[key])
         return rows

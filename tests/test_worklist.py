@@ -50,3 +50,30 @@ def test_search_finds_by_certificate_number_or_name_within_scope(flow):
     assert flow.search_cases("prov50", text="钱某")[1] == 1
     assert flow.search_cases("prov45", text="钱某")[1] == 0
     assert flow.search_cases("10635XW01", text="100%_")[1] == 0  # LIKE wildcards are taken literally
+
+
+def test_a_limit_reaching_an_unpublished_year_is_marked_provisional(flow, clock):
+    from datetime import datetime
+
+    from db.clock import SHANGHAI
+
+    clock.set(datetime(2026, 12, 10, 9, 0, tzinfo=SHANGHAI))  # a 30-day limit reaches January 2027
+    case_id = open_case(flow, "supplement")
+    fire(flow, case_id, "supplement", "submit", "collector")
+    (row,) = [r for r in flow.queue("prov45")[0] if r["id"] == case_id]
+    assert row["due"]["provisional"] is True and row["due"]["date"].startswith("2027-01")
+    late = open_case(flow, "revocation", decision_date="2026-12-01")
+    (mine,) = [r for r in flow.queue("10635XW01")[0] if r["id"] == late]
+    assert mine["due"]["provisional"] is False
+
+
+def test_unit_accounts_follow_the_2024_naming(flow):
+    import pytest
+
+    from workflow import InvalidPayload
+
+    with pytest.raises(InvalidPayload) as bad:
+        flow.add_user("zhangsan", "张三", "collector", "10635")
+    assert bad.value.field == "username" and "10635XW01" in bad.value.message
+    assert flow.add_user("10635XW12", "张三", "collector", "10635")["username"] == "10635XW12"
+    assert flow.add_user("prov50b", "李四", "reviewer", "50")["username"] == "prov50b"  # not a unit
