@@ -35,6 +35,7 @@ system-deps:
 ## make run: install, initialise the SQLite database with demo data (once), serve the web application
 ## (with the deadline scheduler in the same process) and print the address and the demo accounts
 run: install
+	$(BIN)/degreeflow db upgrade
 	$(BIN)/degreeflow init --demo
 	$(BIN)/degreeflow serve --demo
 

@@ -113,9 +113,15 @@ class DegreeFlow:
         )
 
     # -- set-up ---------------------------------------------------------------------------------------
-    def init_schema(self) -> list[int]:
-        """Create the tables and load the official holiday calendar for the years the package covers."""
-        create_schema(self.db)
+    def init_schema(self, *, migrate: bool = False) -> list[int]:
+        """Create the tables (through the migrations when `migrate`; directly from the models otherwise, as the
+        tests do) and load the official holiday calendar for the years the package covers."""
+        if migrate:
+            from db.migrate import upgrade
+
+            upgrade(self.db)
+        else:
+            create_schema(self.db)
         ensure_job_table(self.db)
         with transaction(self.db) as conn:
             loaded = seed_from_package(conn, self.clock.now())

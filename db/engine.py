@@ -130,3 +130,4 @@ def drop_schema(engine: Engine) -> None:
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))

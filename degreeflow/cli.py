@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cases.service import DegreeFlow
 from cases.vocabulary import LEVELS
+from db.migrate import MigrationError
 from degreeflow import app as wiring
 from degreeflow import demo as demo_data
 from degreeflow.pdf import FontError
@@ -113,6 +114,8 @@ def edge(func: F) -> F:
             raise _fail(error.to_dict(), 11) from None
         except CalendarFileError as error:
             raise _fail(error.to_dict(), 7) from None
+        except MigrationError as error:
+            raise _fail(error.to_dict(), 12) from None
         except SQLAlchemyError as error:
             detail = getattr(error, "orig", None) or error
             message = f"数据库错误：{detail}（未做任何修改）"
@@ -226,7 +229,7 @@ def init(
 ) -> None:
     """初始化数据库（可重复运行，不会覆盖已有数据）。"""
     service = flow(need_schema=False)
-    service.init_schema()
+    service.init_schema(migrate=True)
     seeded = demo_data.seed(service) if demo else False
     url = service.db.url.render_as_string(hide_password=True)
     emit(
@@ -352,6 +355,51 @@ def user_list(
                               [[r["username"], r["name"], r["role"], r["org"]] for r in rows]))  # fmt: skip
 
 
+# -- schema migrations -------------------------------------------------------------------------------------
+db_app = typer.Typer(help="数据库结构：迁移（Alembic）。", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@edge
+def db_upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="目标版本（默认最新 head）。")] = "head",
+    as_json: JsonOpt = False,
+) -> None:
+    """把数据库结构升级到最新版本（可重复运行；旧版本创建的库在结构一致时被接管）。"""
+    from db.migrate import upgrade
+
+    service = flow(need_schema=False)
+    done = upgrade(service.db, revision)
+    url = service.db.url.render_as_string(hide_password=True)
+    emit({**done, "database": url}, lambda: out.print(
+        f"数据库结构：{done['before'] or '（空）'} → {done['after']}" + ("（已接管旧库）" if done["adopted"] else "")
+        + f"  {url}"))  # fmt: skip
+
+
+@db_app.command("current")
+@edge
+def db_current(as_json: JsonOpt = False) -> None:
+    """显示数据库当前的结构版本与最新版本。"""
+    from db.migrate import current, head
+
+    service = flow(need_schema=False)
+    info = {"current": current(service.db), "head": head()}
+    emit(info, lambda: out.print(f"当前版本：{info['current'] or '（未迁移）'}；最新版本：{info['head']}"))
+
+
+@db_app.command("check")
+@edge
+def db_check(as_json: JsonOpt = False) -> None:
+    """比较数据库结构与程序的数据模型；有差异时以非零状态退出。"""
+    from db.migrate import differences
+
+    found = [str(d) for d in differences(flow(need_schema=False).db)]
+    emit({"differences": found}, lambda: out.print("数据库结构与模型一致" if not found else "\n".join(found)))
+    if found:
+        raise typer.Exit(12)
+
+
 # -- web ---------------------------------------------------------------------------------------------------
 @app.command()
 @edge
@@ -386,7 +434,7 @@ def serve(
     if problem:
         raise WorkflowError(problem, rule="secret_key")
     service = wiring.build(settings.database_url, settings.now, settings=settings)
-    service.init_schema()
+    service.init_schema(migrate=True)
     if demo:
         demo_data.seed(service)
     bind_host, bind_port = host or settings.host, port or settings.port

@@ -1,0 +1,80 @@
+"""Alembic migrations: an empty database migrated to head has exactly the models' schema (SQLite and
+PostgreSQL), with the append-only triggers; `degreeflow db upgrade` is repeatable; an unmigrated database is
+adopted only when its schema already agrees."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text, update
+
+from cases.service import DegreeFlow
+from db import CaseEvent, create_schema, drop_schema, make_engine
+from db.migrate import MigrationError, current, differences, head, upgrade
+from degreeflow import demo
+from tests.helpers import open_case
+
+
+@pytest.fixture
+def engine(db_url):  # type: ignore[no-untyped-def]
+    engine = make_engine(db_url)
+    drop_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_an_empty_database_migrated_to_head_equals_the_models(engine):
+    assert current(engine) is None
+    done = upgrade(engine)
+    assert done == {"before": None, "after": head(), "adopted": False}
+    assert differences(engine) == []
+    assert upgrade(engine)["before"] == head()  # repeatable: nothing to do the second time
+
+
+def test_migrated_schema_works_and_keeps_the_audit_trail_append_only(engine, clock):
+    flow = DegreeFlow(engine, clock)
+    flow.init_schema(migrate=True)
+    demo.seed(flow, cases=False)
+    case_id = open_case(flow, "revocation")
+    assert flow.verify_audit(case_id).ok
+    events = CaseEvent.__table__
+    with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+        conn.execute(update(events).values(note="tampered"))
+    with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM case_events"))
+    assert flow.show(case_id)["history"][0]["note"] == ""
+
+
+def test_a_database_made_from_the_models_is_adopted_and_a_different_one_refused(engine):
+    create_schema(engine)
+    assert upgrade(engine) == {"before": None, "after": head(), "adopted": True}
+    assert current(engine) == head()
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    drop_schema(other)
+    create_schema(other)
+    with other.begin() as conn:
+        conn.execute(text("DROP INDEX ix_cases_queue"))
+    with pytest.raises(MigrationError, match="差异"):
+        upgrade(other)
+    assert current(other) is None
+    other.dispose()
+
+
+def test_the_cli_migrates_and_checks(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).parent / "degreeflow")
+    url = f"sqlite:///{tmp_path}/m.db"
+    run = lambda *a: subprocess.run([cli, "--db", url, *a], capture_output=True, text=True, timeout=120)  # noqa: E731
+    first = run("db", "upgrade")
+    assert first.returncode == 0 and f"（空） → {head()}" in first.stdout
+    assert run("db", "current").stdout.strip().endswith(head())
+    assert run("db", "check").returncode == 0
+    assert run("init", "--demo").returncode == 0
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_cases_queue"))
+    engine.dispose()
+    drifted = run("db", "check")
+    assert drifted.returncode == 12 and "ix_cases_queue" in drifted.stdout
