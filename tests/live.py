@@ -94,7 +94,7 @@ class Api:
         self.client = _client(base_url=base + "/api/v1", timeout=30)
         if username:
             response = self.client.post("/session", json={"username": username, "password": password})
-            response.raise_for_status()
+            assert response.status_code == 200, (username, response.status_code, response.text)
             self.client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
