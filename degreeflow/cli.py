@@ -1029,6 +1029,13 @@ def definitions_show(
     emit(data, render)
 
 
+# Backup and case dossiers (degreeflow/cli_backup.py uses edge, flow and emit defined above).
+from degreeflow.cli_backup import backup, case_export  # noqa: E402
+
+app.command("backup")(backup)
+case_app.command("export")(case_export)
+
+
 def main() -> None:
     app()
 
