@@ -243,7 +243,7 @@ def init(
 @app.command()
 @edge
 def demo(as_json: JsonOpt = False) -> None:
-    """主任务（在 Web 界面上线前）：把演示案件逐步办理到底，并打印案件看板。"""
+    """命令行演示：把演示案件逐步办理到底，并打印案件看板（Web 应用见 serve）。"""
     service = flow()
 
     def show(line: demo_data.WalkLine) -> None:
