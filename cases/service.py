@@ -86,6 +86,7 @@ class DegreeFlow:
         smtp: SmtpSettings | None = None,
         query_limit: int = 10,
         attachments_dir: Path | None = None,
+        issue_letters: bool = True,
     ):
         registry.assert_valid()
         self.db = db
@@ -99,7 +100,10 @@ class DegreeFlow:
             calculator=self.calendar,
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
-            after_step=(records.apply_for_step, letters.issue_for_step),
+            # Letters are issued inside the step; `issue_letters=False` only for measuring the engine alone.
+            after_step=(records.apply_for_step, letters.issue_for_step)
+            if issue_letters
+            else (records.apply_for_step,),
             authorize=self._authorize,
         )
         self.attachments_dir = attachments_dir

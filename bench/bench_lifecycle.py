@@ -1,0 +1,263 @@
+"""Benchmark: end-to-end case lifecycles per second, and query times with 1,000,000 cases (issue 7).
+
+Lifecycles
+----------
+A lifecycle is one revocation case walked from opening to its terminal state through the service layer, one
+transaction per step, letters off (`DegreeFlow(issue_letters=False)`): open (10635XW01), submit (10635XW01),
+verify (10635XW02, the second person), confirm (prov50), revoke (xwb01) — 5 transactions, each with its
+audit event, deadline rows and optimistic version check. W worker processes (multiprocessing, spawn) each run
+lifecycles back to back for D seconds on one database: PostgreSQL with W = 1, 2, 4 and SQLite (WAL, a file)
+with W = 1. Reported: lifecycles/s and steps/s, and what limits each run: the workers' CPU seconds per wall
+second (2.0 = both cores busy in Python), the CPU of the workers' PostgreSQL server processes (from /proc), and how many steps
+were refused with a version conflict (none expected: each worker has its own cases).
+
+Queries at 1,000,000 cases
+--------------------------
+On PostgreSQL, the same queries are timed (median of R runs) with 10,000 cases and after bulk-loading
+1,000,000 (synthetic rows as in bench/bench_web.py; 69 % open, each open one with a deadline): the province
+reviewer's and a unit's work queue, one case page (`case_for`), the national search by certificate number,
+and a deadline sweep with nothing due. The aim: none more than 2x slower.
+
+Usage: ``python bench/bench_lifecycle.py [--seconds 10] [--pg URL] [--skip-million] [--million 1000000]``.
+Prints one JSON object on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text  # noqa: E402
+
+from cases.service import DegreeFlow  # noqa: E402
+from db import FixedClock, drop_schema, make_engine  # noqa: E402
+from db.clock import SHANGHAI  # noqa: E402
+from degreeflow import demo  # noqa: E402
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def log(message: str) -> None:
+    print(f"[bench_lifecycle] {message}", file=sys.stderr, flush=True)
+
+
+def prepare(url: str) -> None:
+    engine = make_engine(url)
+    drop_schema(engine)
+    flow = DegreeFlow(engine, FixedClock(NOW))
+    flow.init_schema(migrate=True)
+    demo.seed(flow, cases=False)
+    engine.dispose()
+
+
+def _worker(url: str, worker: int, seconds: float, start_at: float, queue: Any) -> None:
+    flow = DegreeFlow(make_engine(url), FixedClock(NOW), issue_letters=False)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    done = steps = conflicts = 0
+    serial = 0
+    backend = None
+    if url.startswith("postgresql"):
+        with flow.db.connect() as conn:  # the pool keeps this one connection: its server process is ours
+            backend = conn.execute(text("select pg_backend_pid()")).scalar_one()
+    backend0 = _proc_cpu(backend)
+    cpu0 = time.process_time()
+    stop = start_at + seconds
+    while time.time() < stop:
+        serial += 1
+        data = {"cert_no": f"10635420{worker:02d}{serial:06d}", "name": "钱某某", "conferral_date": "2021-06-25",
+                "decision_date": "2026-11-18"}  # fmt: skip
+        case_id = flow.open_case("revocation", "10635", "10635XW01", data).case_id
+        try:
+            flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": "西南大学学位〔2026〕3号"})
+            flow.fire(case_id, "verify", "10635XW02")
+            flow.fire(case_id, "confirm", "prov50")
+            flow.fire(case_id, "revoke", "xwb01")
+        except Exception as exc:  # counted, not hidden
+            conflicts += 1
+            log(f"worker {worker}: {type(exc).__name__}: {exc}")
+            continue
+        done += 1
+        steps += 5
+    queue.put(
+        {
+            "lifecycles": done,
+            "steps": steps,
+            "refused": conflicts,
+            "cpu_s": time.process_time() - cpu0,
+            "backend_cpu_s": _proc_cpu(backend) - backend0,
+        }
+    )
+    flow.db.dispose()
+
+
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of a process on this machine, from /proc; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def lifecycles(url: str, workers: int, seconds: float) -> dict[str, Any]:
+    prepare(url)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 3.0  # every worker has imported and connected by then
+    procs = [ctx.Process(target=_worker, args=(url, i, seconds, start_at, queue)) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    while time.time() < start_at:
+        time.sleep(0.01)
+    results = [queue.get(timeout=seconds + 120) for _ in procs]
+    pg_cpu = sum(r["backend_cpu_s"] for r in results)
+    for proc in procs:
+        proc.join()
+    done = sum(r["lifecycles"] for r in results)
+    return {
+        "database": url.split("+")[0].split(":")[0], "workers": workers, "seconds": seconds,
+        "lifecycles_per_s": round(done / seconds, 1), "steps_per_s": round(sum(r["steps"] for r in results) / seconds, 1),
+        "refused": sum(r["refused"] for r in results),
+        "worker_cpu_per_wall_s": round(sum(r["cpu_s"] for r in results) / seconds, 2),
+        "postgres_cpu_per_wall_s": round(pg_cpu / seconds, 2) if url.startswith("postgresql") else None,
+    }  # fmt: skip
+
+
+# -- queries at a million cases -------------------------------------------------------------------------------
+def bulk_cases(url: str, n: int, first_id: int) -> None:
+    """Insert n synthetic cases (and a deadline for each open one) with COPY-speed executemany."""
+    import random
+
+    from cases import registry
+
+    engine = make_engine(url)
+    rng = random.Random(first_id)
+    types = list(registry.DEFINITIONS)
+    now_utc = NOW.astimezone(UTC)
+    with engine.begin() as conn:
+        units = [r[0] for r in conn.execute(text("select id from organisations where kind = 'unit'"))]
+        opener = conn.execute(text("select id from users where username = '10635XW01'")).scalar_one()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        batch = 20_000
+        for start in range(first_id, first_id + n, batch):
+            cases, deadlines = [], []
+            for case_id in range(start, min(start + batch, first_id + n)):
+                t = types[case_id % len(types)]
+                defn = registry.DEFINITIONS[t]
+                state = rng.choice(list(defn.states))
+                closed = state in defn.terminal
+                opened = now_utc - timedelta(days=rng.randint(0, 400))
+                due = (NOW + timedelta(days=rng.randint(-20, 30))).replace(hour=23, minute=59, second=59)
+                payload = json.dumps({"cert_no": f"{10000 + case_id % 90000}42021{case_id:07d}", "name": f"学生{case_id}"},
+                                     ensure_ascii=False)  # fmt: skip
+                cases.append((case_id, t, state, "2020", rng.choice(units), payload, 2, opener, opened, opened,
+                              opened if closed else None, 1, "x" * 64, None if closed else due))  # fmt: skip
+                if not closed:
+                    deadlines.append((case_id, "limit", "办理时限", "province", 30, True, due.date(), due.date(), 30,
+                                      due.date(), due, False, "breached" if due < NOW else "running"))  # fmt: skip
+            cur.executemany(
+                "insert into cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
+                "updated_at, closed_at, last_seq, head_hash, next_due_at) values "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", cases,
+            )  # fmt: skip
+            cur.executemany(
+                "insert into deadlines (case_id, name, label, owner, days, working, start_date, basis_date, "
+                "basis_days, due_date, due_at, provisional, status) values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                deadlines,
+            )
+            raw.commit()
+        cur.execute("select setval(pg_get_serial_sequence('cases', 'id'), (select max(id) from cases))")
+        raw.commit()
+        cur.execute("analyze")
+        raw.commit()
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+def time_queries(url: str, repeat: int) -> dict[str, float]:
+    flow = DegreeFlow(make_engine(url), FixedClock(NOW))
+    some_case = 5_000
+    with flow.db.connect() as conn:
+        cert = conn.execute(text("select payload from cases where id = :i"), {"i": some_case}).scalar_one()[
+            "cert_no"
+        ]
+    probes = {
+        "queue_province_ms": lambda: flow.queue("prov50"),
+        "queue_unit_ms": lambda: flow.queue("10635XW01"),
+        "queue_national_ms": lambda: flow.queue("xwb01"),
+        "case_page_ms": lambda: flow.case_for(some_case, "xwb01"),
+        "search_certificate_ms": lambda: flow.search_cases("xwb01", text=cert),
+        "sweep_nothing_due_ms": lambda: flow.sweeper.sweep(NOW - timedelta(days=400)),
+    }
+    out = {}
+    for name, probe in probes.items():
+        probe()
+        runs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            probe()
+            runs.append((time.perf_counter() - t0) * 1000)
+        out[name] = round(statistics.median(runs), 2)
+    flow.db.dispose()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pg", default=os.environ.get("DEGREEFLOW_TEST_PG_URL", PG_DEFAULT))
+    parser.add_argument("--million", type=int, default=1_000_000)
+    parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    runs = []
+    for workers in (1, 2, 4):
+        log(f"PostgreSQL, {workers} worker(s), {args.seconds:g} s")
+        runs.append(lifecycles(args.pg, workers, args.seconds))
+        log(json.dumps(runs[-1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        log("SQLite file, 1 worker")
+        runs.append(lifecycles(f"sqlite:///{tmp}/lifecycle.db", 1, args.seconds))
+        log(json.dumps(runs[-1]))
+    report: dict[str, Any] = {"benchmark": "case lifecycles", "date": datetime.now().date().isoformat(),
+                              "cpus": os.cpu_count(), "lifecycles": runs}  # fmt: skip
+    if not args.skip_million:
+        prepare(args.pg)
+        log("10,000 cases")
+        bulk_cases(args.pg, 10_000, 1)
+        small = time_queries(args.pg, args.repeat)
+        log(f"{args.million:,} cases (bulk load)")
+        t0 = time.perf_counter()
+        bulk_cases(args.pg, args.million - 10_000, 10_001)
+        load_s = time.perf_counter() - t0
+        large = time_queries(args.pg, args.repeat)
+        ratios = {k: round(large[k] / small[k], 2) if small[k] else None for k in small}
+        report["queries"] = {"at_10000": small, f"at_{args.million}": large, "ratio": ratios,
+                             "bulk_load_s": round(load_s, 1),
+                             "meets_2x": all(r is not None and r <= 2.0 for r in ratios.values())}  # fmt: skip
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
