@@ -47,6 +47,7 @@ DEFINITION = ProcessDefinition(
         "approved": "已批准（待更新）",
         "recorded": "已更新入库",
     },
+    reference_field="cert_no",
     initial="draft",
     prepare_payload=normalise_changes,
     terminal=frozenset({"rejected", "recorded"}),

@@ -65,6 +65,7 @@ DEFINITION = ProcessDefinition(
         "reported": "已出具认证报告",
         "refused": "不予认证",
     },
+    reference_field="cert_no",
     initial="received",
     terminal=frozenset({"reported", "refused"}),
     open_actors=(CENTER,),

@@ -38,6 +38,7 @@ DEFINITION = ProcessDefinition(
         "recorded": "已勘误",
         "rejected": "已驳回",
     },
+    reference_field="cert_no",
     initial="draft",
     prepare_payload=normalise_changes,
     terminal=frozenset({"recorded", "rejected"}),

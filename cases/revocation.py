@@ -61,6 +61,7 @@ DEFINITION = ProcessDefinition(
         "confirmed": "省级已确认",
         "revoked": "已撤销备案",
     },
+    reference_field="cert_no",
     initial="draft",
     terminal=frozenset({"revoked"}),
     open_actors=(UNIT,),

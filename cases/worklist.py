@@ -222,17 +222,31 @@ def search(
         conditions.append(ORGS.c.code == org)
     if open_only:
         conditions.append(CASES.c.closed_at.is_(None))
-    if text and text.strip():
-        needle = text.strip()[:64].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(cast(CASES.c.payload, String).like(f"%{needle}%", escape="\\"))
-        if needle.isdigit():
-            conditions[-1] = or_(conditions[-1], CASES.c.id == int(needle[:9]))
+    text = (text or "").strip()[:64]
+    if text.isdigit() or (len(text) >= 10 and text.isalnum()):
+        # A certificate number (or a case number): the indexed reference first, every payload only if that
+        # finds nothing (a supplement or photo batch lists its people's numbers in the payload).
+        exact = or_(CASES.c.reference == text, CASES.c.id == int(text[:9])) if text.isdigit() else (
+            CASES.c.reference == text
+        )  # fmt: skip
+        found = conn.execute(
+            select(func.count()).select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id))
+            .where(and_(*conditions, exact))
+        ).scalar_one()  # fmt: skip
+        conditions.append(exact if found else _payload_contains(text))
+    elif text:
+        conditions.append(_payload_contains(text))
     where = and_(*conditions)
     query = _base(actor).where(where).order_by(CASES.c.id.desc()).limit(limit).offset(offset)
     total = conn.execute(
         select(func.count()).select_from(CASES.join(ORGS, CASES.c.org_id == ORGS.c.id)).where(where)
     ).scalar_one()
     return [_row(row) for row in conn.execute(query)], int(total)
+
+
+def _payload_contains(text: str) -> ColumnElement[bool]:
+    needle = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(CASES.c.payload, String).like(f"%{needle}%", escape="\\")
 
 
 def visible(conn: Connection, actor: Actor, case_id: int) -> bool:

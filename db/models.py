@@ -71,6 +71,8 @@ class Case(SQLModel, table=True):
     # Earliest due time of the case's open deadlines (running or breached), kept by every step that changes
     # a deadline, so the work queue sorts without looking at the deadlines table.
     next_due_at: datetime | None = _ts(nullable=True)
+    # The case's reference (the certificate number for every case type), copied from the payload on every step.
+    reference: str | None = Field(default=None, max_length=64, index=True)
 
 
 class CaseEvent(SQLModel, table=True):

@@ -78,3 +78,37 @@ def test_the_cli_migrates_and_checks(tmp_path):
     engine.dispose()
     drifted = run("db", "check")
     assert drifted.returncode == 12 and "ix_cases_queue" in drifted.stdout
+
+
+def test_revision_0002_fills_the_reference_of_existing_cases(engine):
+    from datetime import UTC, datetime
+
+    upgrade(engine, "0001")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO organisations (id, code, name, kind, organ_code, created_at) "
+                "VALUES (1, '10635', '西南大学', 'unit', '', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, name, role, org_id, active, created_at) "
+                "VALUES (1, '10635XW01', '何莹', 'collector', 1, true, :now)"
+            ),
+            {"now": now},
+        )
+        for case_id, case_type in [(1, "revocation"), (2, "supplement")]:
+            conn.execute(
+                text("INSERT INTO cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
+                     "updated_at, last_seq, head_hash) VALUES (:id, :type, 'draft', '2020', 1, :payload, 1, 1, :now, "
+                     ":now, 1, '')"),
+                {"id": case_id, "type": case_type, "now": now, "payload": '{"cert_no": "1063542021000321"}'},
+            )  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        refs = dict(conn.execute(text("SELECT id, reference FROM cases ORDER BY id")).all())
+    assert refs == {1: "1063542021000321", 2: None}  # a supplement lists many people: no single reference
+    assert differences(engine) == []

@@ -77,3 +77,21 @@ def test_unit_accounts_follow_the_2024_naming(flow):
     assert bad.value.field == "username" and "10635XW01" in bad.value.message
     assert flow.add_user("10635XW12", "张三", "collector", "10635")["username"] == "10635XW12"
     assert flow.add_user("prov50b", "李四", "reviewer", "50")["username"] == "prov50b"  # not a unit
+
+
+def test_search_by_certificate_uses_the_reference_and_falls_back_to_batches(flow):
+    revocation = open_case(flow, "revocation")
+    assert flow.show(revocation)["id"] == revocation
+    with flow.db.connect() as conn:
+        from sqlalchemy import select
+
+        from db import Case
+
+        reference = conn.execute(
+            select(Case.__table__.c.reference).where(Case.__table__.c.id == revocation)
+        ).scalar()
+    assert reference == OPEN_DATA["revocation"]["cert_no"]
+    batch = open_case(flow, "supplement")
+    fire(flow, batch, "supplement", "submit", "collector")  # Form 1 lists 1059342023001101
+    rows, total = flow.search_cases("prov45", text="1059342023001101")
+    assert total == 1 and rows[0]["id"] == batch

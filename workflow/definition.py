@@ -144,6 +144,12 @@ class ProcessDefinition:
     rule_sets: tuple[str, ...] = ("default",)
     # Rewrites shapes users may type (e.g. one change written flat) before validation, in place.
     prepare_payload: Callable[[dict[str, Any]], None] | None = None
+    # Payload field copied to `cases.reference` on every step (indexed: finding a case by it stays fast).
+    reference_field: str | None = None
+
+    def reference_of(self, payload: Mapping[str, Any]) -> str | None:
+        value = payload.get(self.reference_field) if self.reference_field else None
+        return str(value).strip()[:64] or None if value not in (None, "") else None
 
     # -- look-ups -------------------------------------------------------------------------------------
     @cached_property

@@ -109,7 +109,7 @@ _ACTOR_QUERY = select(
 _CASE_BY_ID = _CASE_QUERY.where(CASES.c.id == bindparam("case_id"))
 _ACTOR_BY_ID = _ACTOR_QUERY.where(USERS.c.id == bindparam("who"))
 _ACTOR_BY_USERNAME = _ACTOR_QUERY.where(USERS.c.username == bindparam("who"))
-_CASE_SET = ("state", "payload", "version", "updated_at", "closed_at", "last_seq", "head_hash")
+_CASE_SET = ("state", "payload", "version", "updated_at", "closed_at", "last_seq", "head_hash", "reference")
 _EVENT_COLUMNS = ("case_id", "seq", "at", "actor_id", "actor_name", "trigger", "from_state", "to_state", "note",
                   "payload", "prev_hash", "hash")  # fmt: skip
 # The version guard makes this the optimistic lock: a stale writer matches no row.
@@ -328,6 +328,7 @@ class WorkflowEngine:
                     closed_at=None,
                     last_seq=1,
                     head_hash="",
+                    reference=defn.reference_of(data),
                 ),
             ).inserted_primary_key[0]
             event = self._event(case_id, 1, now, who, OPEN_TRIGGER, "", defn.initial, note, data, GENESIS)
@@ -446,6 +447,7 @@ class WorkflowEngine:
                     "v_closed_at": closed_at,
                     "v_last_seq": seq,
                     "v_head_hash": prev_hash,
+                    "v_reference": defn.reference_of(merged),
                 },
             )
             if updated != 1:
