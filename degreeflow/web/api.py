@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -17,9 +17,18 @@ from cases.service import DegreeFlow
 from degreeflow.settings import Settings
 from workflow import Actor, Forbidden, NotFound
 
+# Identifiers are 32-bit integer columns (PostgreSQL INTEGER): a larger number cannot name a row, and reaching
+# the database with it fails there (SQLite: OverflowError; PostgreSQL: out of range) instead of answering 404.
+MAX_ID = 2**31 - 1
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="案件编号")]
+DocumentId = Annotated[int, Path(ge=1, le=MAX_ID, description="文书编号")]
+# The largest request body the API reads (a supplement with hundreds of records is well under 1 MB).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
 
 class SignIn(BaseModel):
-    username: str = Field(max_length=64, description="用户名，如 10635XW01")
+    # No NUL: PostgreSQL text cannot hold it (the sign-in would fail in the database instead of refusing).
+    username: str = Field(max_length=64, pattern=r"^[^\x00]*$", description="用户名，如 10635XW01")
     password: str = Field(max_length=256)
 
 
@@ -35,7 +44,9 @@ class OpenCase(BaseModel):
 class FireStep(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="此操作所需字段")
     note: str = Field(default="", max_length=2000)
-    version: int | None = Field(default=None, description="页面上看到的案件版本；已被他人修改时返回 409")
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="页面上看到的案件版本；已被他人修改时返回 409"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -50,8 +61,9 @@ class ErrorShape(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorShape, "description": text}
-    for status, text in {401: "未登录", 403: "无权办理或 CSRF 校验失败", 404: "不存在（含无权查看的案件）",
-                         409: "状态已变化（他人已办理）", 422: "字段无效（field 指明字段）"}.items()
+    for status, text in {400: "请求内容无法解析（不是合法的 JSON）", 401: "未登录", 403: "无权办理或 CSRF 校验失败",
+                         404: "不存在（含无权查看的案件）", 409: "状态已变化（他人已办理）",
+                         413: "请求内容过大", 422: "字段无效（field 指明字段）"}.items()
 }  # fmt: skip
 
 
@@ -95,7 +107,7 @@ def router(
 
     @api.get("/queue", summary="待我办理的案件（按时限排序）")
     def queue(
-        request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+        request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_ID)
     ) -> dict[str, Any]:
         rows, total = flow.queue(who(request).id, limit=limit, offset=offset)
         return {"total": total, "total_is_capped": total >= worklist.COUNT_CAP, "cases": rows}
@@ -109,7 +121,7 @@ def router(
         q: str | None = Query(None, max_length=64),
         open_only: bool = False,
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_ID),
     ) -> dict[str, Any]:
         rows, total = flow.search_cases(who(request).id, case_type=type, state=state, org=org, text=q,
                                         open_only=open_only, limit=limit, offset=offset)  # fmt: skip
@@ -122,7 +134,7 @@ def router(
         return flow.case_for(result.case_id, actor.id)
 
     @api.get("/cases/{case_id}", summary="案件详情（数据、可执行操作、历史、时限）")
-    def case(case_id: int, request: Request) -> dict[str, Any]:
+    def case(case_id: CaseId, request: Request) -> dict[str, Any]:
         actor = who(request)
         data = flow.case_for(case_id, actor.id)
         data["documents"] = flow.documents(case_id)
@@ -130,7 +142,7 @@ def router(
         return data
 
     @api.post("/cases/{case_id}/steps/{trigger}", summary="办理：执行一个操作（触发器）")
-    def fire(case_id: int, trigger: str, body: FireStep, request: Request) -> dict[str, Any]:
+    def fire(case_id: CaseId, trigger: str, body: FireStep, request: Request) -> dict[str, Any]:
         actor = who(request, unsafe=True)
         flow.case_for(case_id, actor.id)  # 404 outside the person's scope
         result = flow.fire(
@@ -140,17 +152,17 @@ def router(
                 "version": result.version, "events": len(result.events)}  # fmt: skip
 
     @api.post("/cases/{case_id}/authorization/{trigger}", summary="向主管领导申请一次性授权码")
-    def authorization(case_id: int, trigger: str, request: Request) -> dict[str, Any]:
+    def authorization(case_id: CaseId, trigger: str, request: Request) -> dict[str, Any]:
         actor = who(request, unsafe=True)
         return flow.request_authorization(case_id, trigger, actor.username)
 
     @api.get("/cases/{case_id}/documents", summary="案件的公文与表格")
-    def documents(case_id: int, request: Request) -> list[dict[str, Any]]:
+    def documents(case_id: CaseId, request: Request) -> list[dict[str, Any]]:
         flow.case_for(case_id, who(request).id)
         return flow.documents(case_id)
 
     @api.get("/documents/{document_id}.pdf", summary="文书 PDF", response_class=Response)
-    def document(document_id: int, request: Request) -> Response:
+    def document(document_id: DocumentId, request: Request) -> Response:
         _doc, data = document_pdf(who(request), document_id)
         return Response(data, media_type="application/pdf")
 
@@ -169,7 +181,11 @@ def router(
     def record(cert_no: str, request: Request) -> dict[str, Any]:
         return flow.record_history_for(cert_no[:32], who(request).id)
 
-    @api.get("/query", summary="学位证书网上查询（匿名用户按地址限流）")
+    @api.get(
+        "/query",
+        summary="学位证书网上查询（匿名用户按地址限流）",
+        responses={429: {"model": ErrorShape, "description": "查询过于频繁（匿名用户按地址限流）"}},
+    )
     def query(
         request: Request, cert_no: str = Query(..., min_length=1, max_length=32),
         name: str = Query(..., min_length=1, max_length=100),

@@ -16,16 +16,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cases import attachments as attachment_rules
 from cases import registry, worklist
@@ -33,6 +34,7 @@ from cases.service import DegreeFlow
 from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, ROLES_BY_KIND, UNIT
 from degreeflow.settings import Settings
 from degreeflow.web import diagram
+from degreeflow.web.api import MAX_BODY_BYTES, MAX_ID, CaseId, DocumentId
 from degreeflow.web.forms import FormField, form_fields, payload_from_form, values_for_form
 from workflow import (
     Actor,
@@ -135,6 +137,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/api/")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.flow = flow
     app.state.jobs = jobs
@@ -244,7 +247,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = {404: "页面不存在", 405: "不支持此请求方式"}.get(exc.status_code, str(exc.detail))
+        message = {400: "请求内容无法解析（不是合法的 JSON 或表单）", 404: "页面不存在", 405: "不支持此请求方式",
+                   413: f"请求内容过大（上限 {MAX_BODY_BYTES // 1048576} MB）"}.get(exc.status_code, str(exc.detail))  # fmt: skip
         if is_api(request):
             return api_error("http_error", message, None, exc.status_code)
         return page(request, "error.html", {"title": message, "message": message}, exc.status_code)
@@ -269,6 +273,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         form = await request.form()
         check_csrf(request, form.get("csrf_token"))
         username, password = str(form.get("username", "")), str(form.get("password", ""))
+        username = username.replace("\x00", "")  # PostgreSQL text cannot hold NUL: no such user, refused
         target = _safe_next(str(form.get("next", "/queue")))
         try:
             actor = flow.sign_in(username, password, client_address(request))
@@ -289,7 +294,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
     # -- pages -----------------------------------------------------------------------------------------
     @app.get("/queue", response_class=HTMLResponse, include_in_schema=False)
-    def queue_page(request: Request, page_no: int = 1) -> Response:
+    def queue_page(request: Request, page_no: PageNo = 1) -> Response:
         actor = require(request)
         page_no = max(page_no, 1)
         rows, total = flow.queue(actor.id, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
@@ -300,7 +305,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     @app.get("/cases", response_class=HTMLResponse, include_in_schema=False)
     def cases_page(
         request: Request, type: str = "", state: str = "", org: str = "", q: str = "", open: str = "",
-        page_no: int = 1,
+        page_no: PageNo = 1,
     ) -> Response:  # fmt: skip
         actor = require(request)
         page_no = max(page_no, 1)
@@ -382,12 +387,12 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         }  # fmt: skip
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
-    def case_page(request: Request, case_id: int) -> Response:
+    def case_page(request: Request, case_id: CaseId) -> Response:
         actor = require(request)
         return page(request, "case.html", _case_context(actor, case_id))
 
     @app.get("/cases/{case_id}/diagram.svg", include_in_schema=False)
-    def case_diagram(request: Request, case_id: int) -> Response:
+    def case_diagram(request: Request, case_id: CaseId) -> Response:
         actor = require(request)
         case = flow.case_for(case_id, actor.id)
         return Response(
@@ -395,7 +400,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         )
 
     @app.post("/cases/{case_id}/steps/{trigger}", response_class=HTMLResponse, include_in_schema=False)
-    async def fire_step(request: Request, case_id: int, trigger: str) -> Response:
+    async def fire_step(request: Request, case_id: CaseId, trigger: str) -> Response:
         actor = require(request)
         form = await request.form()
         check_csrf(request, form.get("csrf_token"))
@@ -411,6 +416,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             version = int(str(form.get("version", "")))
         except ValueError:
             version = None
+        if version is not None and not 1 <= version <= MAX_ID:
+            version = (
+                0  # no case has this version: refused as changed by someone else (409), as any stale one
+            )
         try:
             result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
         except WorkflowError as exc:
@@ -429,7 +438,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
     @app.post("/cases/{case_id}/authorization/{trigger}", include_in_schema=False)
-    async def request_code(request: Request, case_id: int, trigger: str) -> Response:
+    async def request_code(request: Request, case_id: CaseId, trigger: str) -> Response:
         actor = require(request)
         form = await request.form()
         check_csrf(request, form.get("csrf_token"))
@@ -438,7 +447,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         return RedirectResponse(f"/cases/{case_id}#step-{trigger}", status_code=303)
 
     @app.post("/cases/{case_id}/attachments", include_in_schema=False)
-    async def upload(request: Request, case_id: int) -> Response:
+    async def upload(request: Request, case_id: CaseId) -> Response:
         actor = require(request)
         length = int(request.headers.get("content-length") or 0)
         if length > max_upload + 65536:
@@ -462,7 +471,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         return RedirectResponse(f"/cases/{case_id}#attachments", status_code=303)
 
     @app.get("/cases/{case_id}/attachments/{attachment_id}", include_in_schema=False)
-    def download_attachment(request: Request, case_id: int, attachment_id: int) -> Response:
+    def download_attachment(request: Request, case_id: CaseId, attachment_id: CaseId) -> Response:
         actor = require(request)
         row, path = flow.attachment_file(case_id, attachment_id, actor.id)
         headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(row['filename'])}",
@@ -482,7 +491,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             return worklist.visible(conn, actor, case_id)
 
     @app.get("/documents/{document_id}.pdf", include_in_schema=False)
-    def document_pdf(request: Request, document_id: int) -> Response:
+    def document_pdf(request: Request, document_id: DocumentId) -> Response:
         actor = require(request)
         document, data = _document_pdf(actor, document_id)
         name = f"{document['number']}.pdf"
@@ -625,6 +634,55 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
     app.include_router(api.router(flow, settings, current, check_csrf, client_address, _document_pdf))
     return app
+
+
+PageNo = Annotated[int, Query(ge=1, le=MAX_ID // PAGE_SIZE)]
+
+
+class BodyLimit:
+    """Refuse an API request body over `limit` bytes (413) before it is read into memory and parsed: by its
+    Content-Length at once, or, sent in chunks, as soon as the bytes received pass the limit. Any request with
+    a NUL character in its path or query is refused (422)."""
+
+    def __init__(self, app: ASGIApp, limit: int, prefix: str) -> None:
+        self.app, self.limit, self.prefix = app, limit, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # PostgreSQL text cannot hold NUL: refuse here rather than fail in the database.
+            message = "请求参数无效：不能包含 NUL 字符"
+            if scope["path"].startswith(self.prefix):
+                body = {"error": {"code": "invalid_request", "message": message, "field": None}}
+                await JSONResponse(body, status_code=422)(scope, receive, send)
+            else:
+                await HTMLResponse(f"<!doctype html><html><body><p>{message}</p></body></html>", 422)(
+                    scope, receive, send
+                )
+            return
+        if not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            message = f"请求内容过大（上限 {self.limit // 1048576} MB）"
+            body = {"error": {"code": "payload_too_large", "message": message, "field": None}}
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def _safe_next(target: str) -> str:
