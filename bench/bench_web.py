@@ -38,7 +38,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -59,6 +58,7 @@ from cases.service import DegreeFlow  # noqa: E402
 from db import FixedClock, make_engine  # noqa: E402
 from db.clock import SHANGHAI  # noqa: E402
 from degreeflow import demo  # noqa: E402
+from tests.live import free_port, wait_ready  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
 GOAL_P99_MS = 100.0
@@ -67,12 +67,6 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def log(message: str) -> None:
     print(f"[bench_web] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build(path: Path, n: int, seed: int) -> dict[str, Any]:
@@ -135,15 +129,14 @@ def start_server(db: Path, port: int, workdir: Path, workers: int = 1) -> subpro
          "--workers", str(workers)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
     )  # fmt: skip
-    for _ in range(300):
-        try:
-            with httpx.Client() as client:
-                if client.get(f"http://127.0.0.1:{port}/login").status_code == 200:
-                    return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not start: " + (server.stdout.read() if server.stdout else ""))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+    except RuntimeError:
+        server.kill()
+        raise RuntimeError(
+            "server did not start: " + (server.stdout.read() if server.stdout else "")
+        ) from None
+    return server
 
 
 def signed_in(base: str, username: str) -> httpx.Client:

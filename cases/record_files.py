@@ -171,9 +171,14 @@ def write_error_report(path: Path, problems: Iterable[Problem]) -> Path:
     sheet.append(["行", "字段", "错误代码", "说明"])
     for problem in problems:
         sheet.append([problem.row, COLUMN.get(problem.field, problem.field), problem.code, problem.message])
-    target = path.with_name(f"{path.stem}.错误报告.xlsx")
+    target = report_path(path)
     workbook.save(target)
     return target
+
+
+def report_path(path: Path) -> Path:
+    """Where the error report of a checked file is written."""
+    return path.with_name(f"{path.stem}.错误报告.xlsx")
 
 
 def write_rows(path: Path, records: Iterable[dict[str, Any]]) -> int:

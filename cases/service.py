@@ -449,13 +449,18 @@ class DegreeFlow:
                 row[key] = _iso(row[key])
         return rows
 
-    def case_for(self, case_id: int, as_user: str | int) -> dict[str, Any]:
-        """A case as `show` gives it, if this person may see it; otherwise "not found" (never "forbidden")."""
+    def ensure_visible(self, case_id: int, as_user: str | int) -> Actor:
+        """The person, if they may see the case; otherwise "not found" (never "forbidden": a case of another
+        organisation is not revealed). One indexed query, no case data read."""
         with self.db.connect() as conn:
             actor = load_actor(conn, as_user)
             if not worklist.visible(conn, actor, case_id):
                 raise NotFound(f"案件 #{case_id} 不存在", rule="case_exists", field="case_id")
-        data = self.show(case_id, actor.username)
+        return actor
+
+    def case_for(self, case_id: int, as_user: str | int) -> dict[str, Any]:
+        """A case as `show` gives it, if this person may see it; otherwise "not found" (never "forbidden")."""
+        data = self.show(case_id, self.ensure_visible(case_id, as_user))
         defn = self.engine.definition(data["type"])
         for item in data["allowed"] or []:
             step = next(s for s in defn.manual_steps_from(data["state"]) if s.trigger == item["trigger"])
@@ -504,7 +509,7 @@ class DegreeFlow:
     def attachment_file(
         self, case_id: int, attachment_id: int, as_user: str | int
     ) -> tuple[dict[str, Any], Path]:
-        self.case_for(case_id, as_user)  # scope: another organisation's case is "not found"
+        self.ensure_visible(case_id, as_user)
         with self.db.connect() as conn:
             row = conn.execute(
                 select(ATTACHMENTS).where(ATTACHMENTS.c.id == attachment_id, ATTACHMENTS.c.case_id == case_id)
@@ -517,7 +522,7 @@ class DegreeFlow:
         with self.db.connect() as conn:
             return worklist.overview(conn, load_actor(conn, as_user), self.clock.now())
 
-    def show(self, case_id: int, as_user: str | None = None) -> dict[str, Any]:
+    def show(self, case_id: int, as_user: str | Actor | None = None) -> dict[str, Any]:
         with self.db.connect() as conn:
             case = load_case(conn, case_id)
             defn = self.engine.definition(case.type)
@@ -722,6 +727,15 @@ class DegreeFlow:
         if row is None:
             raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
         return dict(row._mapping), letters.render_html(row.kind, row.context, inline_css=inline_css)
+
+    def document_for(self, document_id: int, as_user: str | int) -> tuple[dict[str, Any], str]:
+        """`document_html` for a person who may see the document's case; otherwise "not found"."""
+        document, html = self.document_html(document_id)
+        try:
+            self.ensure_visible(document["case_id"], as_user)
+        except NotFound:
+            raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists") from None
+        return document, html
 
     def latest_document(self, case_id: int, kind: str) -> int:
         if kind not in letters.KINDS:

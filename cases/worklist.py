@@ -32,12 +32,19 @@ COUNT_CAP = 1000
 
 def scope_clause(actor: Actor) -> ColumnElement[bool]:
     """Which cases `actor` may see, as a condition on CASES alone (no join needed)."""
-    if actor.org_kind in (NATIONAL, CENTER):
+    return _scope(actor.org_kind, actor.org_id)
+
+
+def _scope(org_kind: str, org_id: int | None = None) -> ColumnElement[bool]:
+    """The scope rule of an organisation kind; `org_id` None leaves `scope_org` a parameter of the statement
+    (statements built once and run for everyone of that kind)."""
+    if org_kind in (NATIONAL, CENTER):
         return true()
-    if actor.org_kind == UNIT:
-        return CASES.c.org_id == actor.org_id
-    if actor.org_kind == PROVINCE:
-        return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == actor.org_id))
+    org = bindparam("scope_org", org_id, unique=True) if org_id is not None else bindparam("scope_org")
+    if org_kind == UNIT:
+        return CASES.c.org_id == org
+    if org_kind == PROVINCE:
+        return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == org))
     return false()
 
 
@@ -109,13 +116,6 @@ def _subject(payload: dict[str, Any]) -> str:
     return ""
 
 
-def _count(conn: Connection, where: ColumnElement[bool], cap: int | None = None) -> int:
-    inner = select(CASES.c.id).where(where)
-    if cap is not None:
-        inner = inner.limit(cap)
-    return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
-
-
 @dataclass(frozen=True)
 class _QueueStatements:
     """The queue's statements for one (level, role), built once; the person's organisation, the page size and
@@ -128,20 +128,10 @@ class _QueueStatements:
     count: Any
 
 
-def _scope_param(org_kind: str) -> ColumnElement[bool]:
-    if org_kind in (NATIONAL, CENTER):
-        return true()
-    if org_kind == UNIT:
-        return CASES.c.org_id == bindparam("scope_org")
-    if org_kind == PROVINCE:
-        return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == bindparam("scope_org")))
-    return false()
-
-
 @functools.cache
 def _queue_statements(org_kind: str, pairs: tuple[tuple[str, str], ...]) -> _QueueStatements:
     waiting = and_(
-        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), _scope_param(org_kind)
+        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), _scope(org_kind)
     )
     dated = and_(waiting, CASES.c.next_due_at.is_not(None))
     base = _base_columns()

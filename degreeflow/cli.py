@@ -460,11 +460,9 @@ def serve(
         os.environ["DEGREEFLOW_NOW"] = settings.now.isoformat()
     sweeping = None
     if not no_scheduler:
-        from scheduler.runner import build_scheduler
+        from degreeflow.jobs import sweep_scheduler
 
-        sweeping = build_scheduler(service.db, "degreeflow.jobs:sweep_job", settings.sweep_interval_seconds,
-                                   {"database_url": settings.database_url,
-                                    "now": settings.now.isoformat() if settings.now else None}, blocking=False)  # fmt: skip
+        sweeping = sweep_scheduler(service.db, settings.sweep_interval_seconds, settings.now, blocking=False)
         sweeping.start()
     service.db.dispose()
     try:
@@ -719,15 +717,13 @@ def scheduler_run(
     """启动调度器：每分钟运行一次时限扫描（Ctrl-C 停止）。多个进程同时运行也不会重复提醒。"""
     import logging
 
+    from degreeflow.jobs import sweep_scheduler
     from degreeflow.settings import Settings
-    from scheduler.runner import build_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     service = flow()
     seconds = interval or Settings().sweep_interval_seconds
-    url = service.db.url.render_as_string(hide_password=False)
-    scheduler = build_scheduler(service.db, "degreeflow.jobs:sweep_job", seconds,
-                                {"database_url": url, "now": OPTIONS.now.isoformat() if OPTIONS.now else None})  # fmt: skip
+    scheduler = sweep_scheduler(service.db, seconds, OPTIONS.now, blocking=True)
     out.print(f"调度器已启动：每 {seconds} 秒扫描一次时限（Ctrl-C 停止）。")
     try:
         scheduler.start()

@@ -6,6 +6,8 @@ import logging
 from datetime import datetime
 from functools import cache
 
+from sqlalchemy import Engine
+
 from cases.service import DegreeFlow
 from degreeflow import app as wiring
 
@@ -25,3 +27,14 @@ def sweep_job(database_url: str, now: str | None = None) -> dict[str, object]:
         summary["emailed"] = delivery.sent
     log.info("deadline sweep: %s", summary)
     return summary
+
+
+def sweep_scheduler(db: Engine, interval_seconds: int, now: datetime | None, *, blocking: bool):  # type: ignore[no-untyped-def]
+    """The APScheduler that runs `sweep_job` every `interval_seconds` on this database (its job store too)."""
+    from scheduler.runner import build_scheduler
+
+    kwargs = {
+        "database_url": db.url.render_as_string(hide_password=False),
+        "now": now.isoformat() if now else None,
+    }
+    return build_scheduler(db, "degreeflow.jobs:sweep_job", interval_seconds, kwargs, blocking=blocking)

@@ -37,6 +37,7 @@ from cases.service import DegreeFlow
 from db import CaseEvent, DeadlineFinding, Document, FixedClock, OutboxMessage, make_engine
 from db.models import Deadline
 from degreeflow import demo
+from tests.live import free_port, wait_ready
 
 CLI = str(Path(sys.executable).parent / "degreeflow")
 SECRET = "c" * 48
@@ -52,18 +53,10 @@ class Ledger:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Cluster:
     def __init__(self, url: str, now: str, workdir: Path):
         self.url, self.now, self.workdir = url, now, workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -79,15 +72,7 @@ class Cluster:
 
     def start_web(self) -> None:
         self.web = self._spawn("serve", "--no-scheduler", "--port", str(self.port))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with httpx.Client(timeout=2) as client:
-                    if client.get(self.base + "/login").status_code == 200:
-                        return
-            except httpx.TransportError:
-                time.sleep(0.03)
-        raise RuntimeError("web process did not come back")
+        wait_ready(self.base)
 
     def start_scheduler(self) -> None:
         self.scheduler = self._spawn("scheduler", "run", "--interval", "1")

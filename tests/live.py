@@ -35,6 +35,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(base: str, timeout: float = 30.0) -> httpx.Response:
+    """Poll `base`/login until a server answers 200 there (a process just started); its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with httpx.Client(timeout=2) as client:
+                page = client.get(base + "/login")
+            if page.status_code == 200:
+                return page
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no server answered at {base}")
+        time.sleep(0.03)
+
+
 @contextmanager
 def serve(flow: DegreeFlow, data_dir: Path, **settings: object) -> Iterator[str]:
     port = free_port()

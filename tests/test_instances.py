@@ -16,7 +16,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -25,7 +24,7 @@ from db import DeadlineFinding, Document, OutboxMessage, drop_schema, make_engin
 from degreeflow import demo
 from tests.conftest import START, _pg_url_or_skip
 from tests.helpers import OPEN_DATA
-from tests.live import Api, free_port
+from tests.live import Api, free_port, wait_ready
 
 CLI = str(Path(sys.executable).parent / "degreeflow")
 SECRET = "k" * 48
@@ -59,15 +58,7 @@ def _start_servers(url: str, tmp_path: Path, n: int = 2) -> tuple[list[subproces
         ))  # fmt: skip
         bases.append(f"http://127.0.0.1:{port}")
     for base in bases:
-        for _ in range(300):
-            try:
-                with httpx.Client() as client:
-                    if client.get(base + "/login").status_code == 200:
-                        break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"server {base} did not start")
+        wait_ready(base)
     return procs, bases
 
 

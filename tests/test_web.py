@@ -289,7 +289,7 @@ def test_degreeflow_serve_starts_the_demo_and_refuses_a_placeholder_secret(tmp_p
     import sys
     from pathlib import Path
 
-    from tests.live import free_port
+    from tests.live import free_port, wait_ready
 
     cli = str(Path(sys.executable).parent / "degreeflow")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DEGREEFLOW_DATA_DIR": str(tmp_path / "data")}
@@ -300,15 +300,8 @@ def test_degreeflow_serve_starts_the_demo_and_refuses_a_placeholder_secret(tmp_p
     server = subprocess.Popen([cli, "--db", f"sqlite:///{tmp_path}/b.db", "serve", "--demo", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)  # fmt: skip
     try:
-        page = None
-        for _ in range(300):
-            try:
-                with httpx.Client() as client:
-                    page = client.get(f"http://127.0.0.1:{port}/login")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert page is not None and page.status_code == 200 and "10635XW01" in page.text
+        page = wait_ready(f"http://127.0.0.1:{port}")
+        assert page.status_code == 200 and "10635XW01" in page.text
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]

@@ -144,7 +144,7 @@ def router(
     @api.post("/cases/{case_id}/steps/{trigger}", summary="办理：执行一个操作（触发器）")
     def fire(case_id: CaseId, trigger: str, body: FireStep, request: Request) -> dict[str, Any]:
         actor = who(request, unsafe=True)
-        flow.case_for(case_id, actor.id)  # 404 outside the person's scope
+        flow.ensure_visible(case_id, actor.id)  # 404 outside the person's scope
         result = flow.fire(
             case_id, trigger, actor.username, body.note, body.data, expected_version=body.version
         )
@@ -158,7 +158,7 @@ def router(
 
     @api.get("/cases/{case_id}/documents", summary="案件的公文与表格")
     def documents(case_id: CaseId, request: Request) -> list[dict[str, Any]]:
-        flow.case_for(case_id, who(request).id)
+        flow.ensure_visible(case_id, who(request).id)
         return flow.documents(case_id)
 
     @api.get("/documents/{document_id}.pdf", summary="文书 PDF", response_class=Response)

@@ -104,16 +104,9 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         running = None
         if scheduler:
-            from scheduler.runner import build_scheduler
+            from degreeflow.jobs import sweep_scheduler
 
-            running = build_scheduler(
-                flow.db,
-                "degreeflow.jobs:sweep_job",
-                settings.sweep_interval_seconds,
-                {"database_url": flow.db.url.render_as_string(hide_password=False),
-                 "now": settings.now.isoformat() if settings.now else None},
-                blocking=False,
-            )  # fmt: skip
+            running = sweep_scheduler(flow.db, settings.sweep_interval_seconds, settings.now, blocking=False)
             running.start()
             log.info("scheduler started: sweep every %s s", settings.sweep_interval_seconds)
         yield
@@ -365,9 +358,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         flash(request, f"已新建{defn.label}案件 #{result.case_id}")
         return RedirectResponse(f"/cases/{result.case_id}", status_code=303)
 
-    def _case_context(actor: Actor, case_id: int) -> dict[str, Any]:
-        case = flow.case_for(case_id, actor.id)
-        defn = flow.engine.definition(case["type"])
+    def _actions(case: dict[str, Any], defn: Any) -> list[dict[str, Any]]:
+        """The steps this person may take now, each with the form fields it needs (prefilled from the case)."""
         actions = []
         for item in case["allowed"] or []:
             step = defn.candidates(case["state"], item["trigger"])[0]
@@ -379,8 +371,13 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             }
             actions.append({**item, "fields": fields, "values": values_for_form(prefill, fields),
                             "danger": item["trigger"] in ("reject", "refuse", "return")})  # fmt: skip
+        return actions
+
+    def _case_context(actor: Actor, case_id: int) -> dict[str, Any]:
+        case = flow.case_for(case_id, actor.id)
+        defn = flow.engine.definition(case["type"])
         return {
-            "user": actor, "case": case, "defn": defn, "actions": actions,
+            "user": actor, "case": case, "defn": defn, "actions": _actions(case, defn),
             "documents": flow.documents(case_id), "attachments": flow.attachments(case_id),
             "diagram": diagram.svg(defn, case["state"]), "errors": {}, "failed": None,
             "data_rows": _data_rows(case["payload"]), "labels": _labels(defn),
@@ -404,8 +401,9 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         actor = require(request)
         form = await request.form()
         check_csrf(request, form.get("csrf_token"))
-        context = _case_context(actor, case_id)  # also: 404 for a case outside the person's scope
-        action = next((a for a in context["actions"] if a["trigger"] == trigger), None)
+        case = flow.case_for(case_id, actor.id)  # also: 404 for a case outside the person's scope
+        defn = flow.engine.definition(case["type"])
+        action = next((a for a in _actions(case, defn) if a["trigger"] == trigger), None)
         fields = action["fields"] if action else []
         payload = payload_from_form(form, fields)
         code = str(form.get("authorization_code", "")).strip()
@@ -430,7 +428,6 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                     item["note"] = note
             context.update(errors={exc.field or "_": exc.message}, failed=trigger, error=exc.message)
             return page(request, "case.html", context, status_of(exc))
-        defn = flow.engine.definition(context["case"]["type"])
         flash(
             request,
             f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
@@ -479,16 +476,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         return Response(path.read_bytes(), media_type=row["content_type"], headers=headers)
 
     def _document_pdf(actor: Actor, document_id: int) -> tuple[dict[str, Any], bytes]:
-        document, html = flow.document_html(document_id)
-        if not flow_visible(actor, document["case_id"]):
-            raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
+        document, html = flow.document_for(document_id, actor.id)
         with render_lock:
             data = renderer().pdf(html)
         return document, data
-
-    def flow_visible(actor: Actor, case_id: int) -> bool:
-        with flow.db.connect() as conn:
-            return worklist.visible(conn, actor, case_id)
 
     @app.get("/documents/{document_id}.pdf", include_in_schema=False)
     def document_pdf(request: Request, document_id: DocumentId) -> Response:
@@ -591,9 +582,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         except WorkflowError as exc:
             job.error = exc.to_dict()
             job.phase = "未导入"
-            report = path.with_name(path.stem + "-错误报告.xlsx")
-            candidates = sorted(path.parent.glob("*.xlsx"))
-            job.report = next((c for c in candidates if c != path), report if report.exists() else None)
+            report = record_files.report_path(path)
+            job.report = report if report.exists() else None
         except Exception as exc:  # pragma: no cover - shown to the user, logged for the operator
             log.exception("import failed")
             job.error = {"code": "import_failed", "message": f"导入失败：{exc}"}
