@@ -6,6 +6,7 @@ Nothing here knows about HTTP: the web layer passes the caller's address and sho
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,56 @@ CODE_LIFETIME = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 # Any valid hash, so that an unknown user costs the same time as a wrong password.
 _DUMMY_HASH = _HASHER.hash("degreeflow-not-a-password")
+
+
+# The column sizes of db.models (organisations.name, users.name, users.email).
+ORG_NAME_MAX = 100
+PERSON_NAME_MAX = 64
+EMAIL_MAX = 254
+# The "valid e-mail address" of the HTML standard (what a browser's <input type=email> accepts), with at least
+# one dot in the domain: no spaces, line breaks, angle brackets, parentheses, quotes or commas.
+_EMAIL_RE = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_email(email: str) -> None:
+    """Refuse an address a mail header could not carry safely (InvalidPayload naming the field and rule)."""
+    if len(email) > EMAIL_MAX:
+        raise InvalidPayload(
+            f"字段 email（邮箱）：不能超过 {EMAIL_MAX} 个字符，收到 {len(email)} 个",
+            field="email",
+            rule="email_length",
+        )
+    if not _EMAIL_RE.fullmatch(email) or ".." in email or email.startswith("."):
+        raise InvalidPayload(
+            f"字段 email（邮箱）：格式不正确，应为 name@example.edu.cn 形式（英文字母、数字及 . _ - + 等，"
+            f"不含空格、换行、尖括号或括号），收到“{_shown(email)}”",
+            field="email",
+            rule="email_format",
+        )
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A value to quote in a message: control characters escaped (one line), long values cut."""
+    value = value if len(value) <= limit else value[:limit] + "…"
+    return _CONTROL_RE.sub(lambda found: repr(found.group())[1:-1], value)
+
+
+def check_name(value: str, field: str, label: str, limit: int) -> None:
+    """A person's or an organisation's name: at most `limit` characters (the column size), no control characters."""
+    if len(value) > limit:
+        raise InvalidPayload(
+            f"字段 {field}（{label}）：不能超过 {limit} 个字符，收到 {len(value)} 个",
+            field=field,
+            rule="name_length",
+        )
+    if _CONTROL_RE.search(value):
+        raise InvalidPayload(
+            f"字段 {field}（{label}）：不能包含换行等控制字符", field=field, rule="name_control"
+        )
 
 
 class SignInRefused(Forbidden):

@@ -189,6 +189,7 @@ class DegreeFlow:
             )
         if not name:
             raise InvalidPayload("字段 name（名称）：必须填写", field="name", rule="required_field")
+        accounts.check_name(name, "name", "名称", accounts.ORG_NAME_MAX)
         if kind == PROVINCE and code not in PROVINCE_CODES:
             raise InvalidPayload(
                 f"字段 code（代码）：省级代码须为 GB/T 2260 的2位数字代码（如 11 北京市、45 广西），收到“{code}”",
@@ -275,10 +276,8 @@ class DegreeFlow:
     ) -> dict[str, Any]:
         username, name = username.strip(), name.strip()
         email = (email or "").strip() or None
-        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-            raise InvalidPayload(
-                f"字段 email（邮箱）：格式不正确，收到“{email}”", field="email", rule="email_format"
-            )
+        if email is not None:
+            accounts.check_email(email)
         if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
             raise InvalidPayload(
                 f"字段 username（用户名）：2-64 位字母、数字、下划线、点或连字符，收到“{username}”",
@@ -287,6 +286,7 @@ class DegreeFlow:
             )
         if not name:
             raise InvalidPayload("字段 name（姓名）：必须填写", field="name", rule="required_field")
+        accounts.check_name(name, "name", "姓名", accounts.PERSON_NAME_MAX)
         with transaction(self.db) as conn:
             row = conn.execute(select(ORGS).where(ORGS.c.code == org)).first()
             if row is None:

@@ -6,10 +6,12 @@ Errors exit non-zero with one line naming the rule that refused; with `--json` t
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -28,8 +30,10 @@ from db.migrate import MigrationError
 from degreeflow import app as wiring
 from degreeflow import demo as demo_data
 from degreeflow.pdf import FontError
+from scheduler.calendar import MAX_LIMIT_DAYS, DateOutOfRange
 from scheduler.calendar_file import CalendarFileError
 from workflow import InvalidPayload, WorkflowError
+from workflow.fields import DATE_MAX, DATE_MIN
 
 app = typer.Typer(
     help="degreeflow：学位授予信息补报、修改、勘误、撤销、照片补报与学位认证案件管理。",
@@ -84,6 +88,21 @@ NoteOpt = Annotated[str, typer.Option("--note", "-n", help="备注（驳回、�
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+MAX_ID = 2**31 - 1  # case, document and version numbers (as the web API bounds them)
+MAX_INTERVAL = 86400  # the scheduler's sweep interval: at least once a day
+
+_OS_REASONS = {
+    errno.ENOENT: "文件或其所在文件夹不存在",
+    errno.EISDIR: "这是一个文件夹，不是文件",
+    errno.ENOTDIR: "路径中有一段不是文件夹",
+    errno.EACCES: "没有读写权限",
+    errno.EPERM: "没有读写权限",
+    errno.ENOSPC: "磁盘空间不足",
+    errno.EROFS: "文件系统只读",
+    errno.ENAMETOOLONG: "文件名过长",
+    errno.EEXIST: "文件已存在",
+}
+
 
 def _fail(error: dict[str, Any], exit_code: int) -> typer.Exit:
     """Print one error (a line on stderr, or JSON with a stable `code`) and return the exit to raise."""
@@ -116,12 +135,95 @@ def edge(func: F) -> F:
             raise _fail(error.to_dict(), 7) from None
         except MigrationError as error:
             raise _fail(error.to_dict(), 12) from None
+        except DateOutOfRange as error:
+            raise _fail(error.to_dict(), 7) from None
         except SQLAlchemyError as error:
             detail = getattr(error, "orig", None) or error
             message = f"数据库错误：{detail}（未做任何修改）"
             raise _fail({"code": "database_error", "rule": "database", "message": message}, 10) from None
+        # Errors of the files and numbers the command was given, where no step above names them.
+        except UnicodeDecodeError as error:
+            raise _fail(_file_problem(error).to_dict(), 7) from None
+        except zipfile.BadZipFile as error:
+            raise _fail(_file_problem(error).to_dict(), 7) from None
+        except OverflowError as error:
+            message = f"数值超出可处理的范围（{error}），请检查命令中的编号、天数或日期"
+            raise _fail({"code": "invalid_payload", "rule": "number_range", "message": message}, 7) from None
+        except OSError as error:
+            if error.filename is None:
+                message = f"系统错误：{_os_reason(error)}"
+                raise _fail({"code": "system_error", "rule": "os_error", "message": message}, 1) from None
+            raise _fail(_file_problem(error).to_dict(), 7) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_reason(error: OSError) -> str:
+    return _OS_REASONS.get(error.errno or 0, error.strerror or str(error))
+
+
+def _file_problem(error: Exception, path: Path | str | None = None, option: str = "") -> InvalidPayload:
+    """What is wrong with a file the command was given to read or write, naming it (and the option)."""
+    where = f"参数 {option}：" if option else ""
+    if isinstance(error, OSError):
+        name = path if path is not None else error.filename
+        return InvalidPayload(
+            f"{where}无法读写文件 {name}：{_os_reason(error)}",
+            field=option.lstrip("-") or None,
+            rule="file_access",
+        )
+    name = f"文件 {path} " if path is not None else "文件"
+    if isinstance(error, UnicodeDecodeError):
+        return InvalidPayload(
+            f"{where}{name}不是 UTF-8 编码的文本（第 {error.start + 1} 个字节无法解码），请另存为 UTF-8",
+            field=option.lstrip("-") or None,
+            rule="file_encoding",
+        )
+    return InvalidPayload(
+        f"{where}{name}不是有效的 XLSX 工作簿（不是 ZIP 格式）；请用 Excel 另存为 .xlsx，或导出为 CSV",
+        field=option.lstrip("-") or None,
+        rule="xlsx_format",
+    )
+
+
+class _FileErrors:
+    """Translate what goes wrong reading or writing `path` into one InvalidPayload that names it."""
+
+    def __init__(self, path: Path, option: str = ""):
+        self.path, self.option = path, option
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        if isinstance(error, OSError) and error.filename not in (None, str(self.path), self.path):
+            return None  # another file: the edge names it
+        if isinstance(error, OSError | UnicodeDecodeError | zipfile.BadZipFile):
+            raise _file_problem(error, self.path, self.option) from None
+        return None
+
+
+def _write(path: Path, data: str | bytes, option: str = "--output") -> None:
+    with _FileErrors(path, option):
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+
+
+def _bounded(value: int | None, name: str, low: int, high: int, what: str = "整数") -> None:
+    """Refuse an integer argument outside low..high, naming the argument (None: not given)."""
+    if value is not None and not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}…（{len(str(value))} 位）"
+        raise InvalidPayload(
+            f"参数 {name}：应为 {low} 至 {high} 之间的{what}，收到 {shown}",
+            field=name.lstrip("-").lower(),
+            rule="number_range",
+        )
+
+
+def _id(value: int | None, name: str = "ID", what: str = "案件编号") -> None:
+    _bounded(value, name, 1, MAX_ID, what)
 
 
 @app.callback()
@@ -183,7 +285,8 @@ def read_payload(data: str | None, fields: list[str] | None) -> dict[str, Any]:
                 raise InvalidPayload(
                     f"参数 --data：既不是 JSON 文本也不是存在的文件：{data}", field="data", rule="json"
                 )
-            text = path.read_text(encoding="utf-8")
+            with _FileErrors(path, "--data"):
+                text = path.read_text(encoding="utf-8")
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as error:
@@ -511,6 +614,8 @@ def case_fire(
     as_json: JsonOpt = False,
 ) -> None:
     """办理案件：触发一个操作。"""
+    _id(case_id)
+    _bounded(expect_version, "--expect-version", 1, MAX_ID, "版本号")
     result = flow().fire(case_id, trigger, as_user, note, read_payload(data, field), expect_version)
 
     def render() -> None:
@@ -531,6 +636,7 @@ def case_show(
     as_json: JsonOpt = False,
 ) -> None:
     """查看案件：状态、规则、可执行操作、时限与完整历史。"""
+    _id(case_id)
     case = flow().show(case_id, as_user)
 
     def render() -> None:
@@ -632,9 +738,10 @@ def calendar_template(
     ] = None,
 ) -> None:
     """生成某年的日历模板（周末休息），供按通知填写节假日与调休后导入。"""
+    _bounded(year, "YEAR", DATE_MIN.year, DATE_MAX.year, "年份")
     text = DegreeFlow.calendar_template(year)
     if output:
-        output.write_text(text, encoding="utf-8")
+        _write(output, text)
         out.print(
             f"已写入 {output}：{year} 年共 {len(text.splitlines()) - 1} 天，请按当年通知标注节假日和调休上班日。"
         )
@@ -660,6 +767,7 @@ def calendar_due(
     as_json: JsonOpt = False,
 ) -> None:
     """计算截止日：N日（末日为节假日顺延）或 N个工作日。"""
+    _bounded(days, "N", 1, MAX_LIMIT_DAYS, "天数")
     result = flow().calendar_due(_date_arg(start), days, working)
     unit = "个工作日" if working else "日"
     emit(result, lambda: out.print(
@@ -693,6 +801,7 @@ def deadlines_list(
     as_json: JsonOpt = False,
 ) -> None:
     """未办结的时限，按紧急程度排序。"""
+    _bounded(due_within, "--due-within", 0, MAX_LIMIT_DAYS, "工作日数")
     rows = flow().deadlines(org, overdue, due_within)
     emit(rows, lambda: _deadline_table(rows, with_case=True) if rows else out.print("没有符合条件的时限。"))
 
@@ -720,9 +829,10 @@ def scheduler_run(
     from degreeflow.jobs import sweep_scheduler
     from degreeflow.settings import Settings
 
+    _bounded(interval, "--interval", 1, MAX_INTERVAL, "秒数")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     service = flow()
-    seconds = interval or Settings().sweep_interval_seconds
+    seconds = interval if interval is not None else Settings().sweep_interval_seconds
     scheduler = sweep_scheduler(service.db, seconds, OPTIONS.now, blocking=True)
     out.print(f"调度器已启动：每 {seconds} 秒扫描一次时限（Ctrl-C 停止）。")
     try:
@@ -739,6 +849,7 @@ def inbox(
     as_json: JsonOpt = False,
 ) -> None:
     """站内收件箱：时限提醒、到期、超期与督办消息。"""
+    _bounded(limit, "--limit", 1, 500, "条数")
     rows = flow().inbox(as_user, limit)
 
     def render() -> None:
@@ -767,6 +878,7 @@ def letter_list(
     as_json: JsonOpt = False,
 ) -> None:
     """列出案件已签发的文书（文号、签发机关、SHA-256）。"""
+    _id(case_id, "CASE_ID")
     rows = flow().documents(case_id)
     emit(rows, lambda: _table(f"案件 #{case_id} 的文书", ["#", "类别", "文号", "标题", "签发机关", "签发时间", "替代", "SHA-256"], [
         [r["id"], r["kind"], r["number"], r["title"], r["org"], (r["issued_at"] or "")[:16].replace("T", " "),
@@ -788,11 +900,12 @@ def letter_render(
     as_json: JsonOpt = False,
 ) -> None:
     """生成案件某类文书（最近一次签发的）的 PDF，供打印、签字、盖章。"""
+    _id(case_id, "CASE_ID")
     service = flow()
     document, page = service.document_html(service.latest_document(case_id, kind), inline_css=html)
     target = output or Path(f"{document['number']}.{'html' if html else 'pdf'}")
     data = page.encode("utf-8") if html else renderer().pdf(page)
-    target.write_bytes(data)
+    _write(target, data)
     info = {"document": document["id"], "number": document["number"], "file": str(target), "bytes": len(data)}
     emit(info, lambda: out.print(f"已生成 {target}（{document['number']}，{len(data) // 1024} KB）"))
 
@@ -805,6 +918,7 @@ def letter_reissue(
     as_json: JsonOpt = False,
 ) -> None:
     """重新签发：按案件当前数据生成新文号的文书，并注明所替代的文书。"""
+    _id(document_id, "DOCUMENT_ID", "文书编号")
     result = flow().reissue(document_id, as_user)
     emit(result, lambda: out.print(f"已重新签发 {result['number']}（替代 {result['replaces']}）"))
 
@@ -831,7 +945,7 @@ def letter_packet(
         task = progress.add_task("正在排版文书", total=len(pages))
         data = pdf.packet(pages, progress=lambda: progress.advance(task))
     target = output or Path(f"用印文书-{org}-{when}.pdf")
-    target.write_bytes(data)
+    _write(target, data)
     info = {"file": str(target), "documents": len(documents), "bytes": len(data)}
     emit(info, lambda: out.print(f"已生成 {target}：{len(documents)} 份文书，{len(data) // 1024} KB"))
 
@@ -864,7 +978,8 @@ def records_validate(
     as_json: JsonOpt = False,
 ) -> None:
     """逐行校验学位授予信息文件（不导入），并在文件旁生成错误报告工作簿。"""
-    result = flow().records_validate(file, org)
+    with _FileErrors(file):
+        result = flow().records_validate(file, org)
 
     def render() -> None:
         if not result["problems"]:
@@ -894,7 +1009,8 @@ def records_import(
 
     with Progress(transient=True, disable=OPTIONS.json or not sys.stderr.isatty(), console=err) as progress:
         task = progress.add_task("正在导入", total=None)
-        result = flow().records_import(file, org, skip_invalid, lambda n: progress.advance(task, n))
+        with _FileErrors(file):
+            result = flow().records_import(file, org, skip_invalid, lambda n: progress.advance(task, n))
     emit(
         result,
         lambda: out.print(
@@ -912,7 +1028,8 @@ def records_export(
     as_json: JsonOpt = False,
 ) -> None:
     """导出学位授予信息（含状态）。"""
-    count = flow().records_export(file, org)
+    with _FileErrors(file):
+        count = flow().records_export(file, org)
     emit({"file": str(file), "rows": count}, lambda: out.print(f"已导出 {count} 条记录到 {file}"))
 
 
@@ -967,6 +1084,7 @@ def audit_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """核验审计哈希链：每条记录的内容与前后链接均未被篡改。"""
+    _id(case_id, "--case")
     report = flow().verify_audit(case_id)
     data = {"ok": report.ok, "cases": report.cases, "events": report.events,
             "problems": [p.to_dict() for p in report.problems]}  # fmt: skip

@@ -14,7 +14,7 @@ import typer
 
 from cases import dossier
 from degreeflow import backup as backups
-from degreeflow.cli import OPTIONS, AsOpt, JsonOpt, edge, emit, err, flow, out, renderer
+from degreeflow.cli import OPTIONS, AsOpt, JsonOpt, _id, edge, emit, err, flow, out, renderer
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="覆盖已存在的文件。")]
 
@@ -72,6 +72,7 @@ def case_export(
     as_json: JsonOpt = False,
 ) -> None:
     """导出案件卷宗（ZIP）：案件数据、完整审计记录、全部文书 PDF、附件、带哈希的清单，可脱离本系统核验。"""
+    _id(case_id)
     target = output or Path(dossier.default_name(case_id))
     with _progress() as progress:
         task = progress.add_task("正在排版文书", total=None)

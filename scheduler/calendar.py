@@ -41,6 +41,24 @@ HOLIDAY_NAMES = {
 }
 WEEKEND = "周末"
 MAKE_UP = "调休上班"
+# The longest limit counted: statutory limits are days to months; ten years is far beyond any of them and keeps
+# the working-day count short.
+MAX_LIMIT_DAYS = 3660
+
+
+class DateOutOfRange(ValueError):
+    """A date, or a limit counted from it, that the calendar cannot compute (the message is Chinese)."""
+
+    code = "invalid_payload"
+
+    def __init__(self, message: str, *, rule: str = "date_range", field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+        self.field = field
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "rule": self.rule, "message": self.message, "field": self.field}
 
 
 @dataclass
@@ -63,7 +81,23 @@ class WorkingCalendar:
         return self.names.get(day) or ("" if day.weekday() < 5 else WEEKEND)
 
     def due(self, start: date, days: int, working: bool) -> tuple[date, bool]:
-        """The last day of a limit counted from the day after `start`, and whether it is provisional."""
+        """The last day of a limit counted from the day after `start`, and whether it is provisional.
+
+        Raises DateOutOfRange for a limit longer than MAX_LIMIT_DAYS or a last day after 9999-12-31."""
+        if days > MAX_LIMIT_DAYS:
+            unit = "个工作日" if working else "日"
+            raise DateOutOfRange(
+                f"期限 {days}{unit}过长：最多 {MAX_LIMIT_DAYS} 日", rule="limit_days", field="days"
+            )
+        try:
+            return self._due(start, days, working)
+        except OverflowError:
+            raise DateOutOfRange(
+                f"自 {start} 起 {days}{'个工作日' if working else '日'}的截止日超出可计算的日期范围"
+                f"（最晚 {date.max}），请检查日期"
+            ) from None
+
+    def _due(self, start: date, days: int, working: bool) -> tuple[date, bool]:
         provisional = False
         day = start
         if working:
@@ -137,6 +171,10 @@ class CachedCalendar:
 
 
 def days_of_year(year: int) -> Iterable[date]:
+    if not date.min.year <= year <= date.max.year:
+        raise DateOutOfRange(
+            f"年份须在 {date.min.year} 至 {date.max.year} 之间，收到 {year}", rule="year_range", field="year"
+        )
     day = date(year, 1, 1)
     while day.year == year:
         yield day

@@ -42,6 +42,10 @@ def read_calendar_file(path: Path) -> tuple[int, list[tuple[date, bool, str]]]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise CalendarFileError(f"无法读取日历文件 {path}：{error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise CalendarFileError(
+            f"日历文件 {path} 不是 UTF-8 编码的文本（第 {error.start + 1} 个字节无法解码），请另存为 UTF-8 的 CSV 或 YAML"
+        ) from None
     if path.suffix.lower() in (".yaml", ".yml"):
         entries = _yaml_entries(text)
     else:

@@ -11,6 +11,17 @@ from typing import Any
 from workflow.errors import InvalidPayload
 
 _DATE_RE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+# The dates a case may carry: births, conferrals (since 1981), decisions, all well inside this range. A date
+# outside it is a typo (9999-12-31), and the deadlines counted from it could not be computed.
+DATE_MIN = date(1900, 1, 1)
+DATE_MAX = date(2100, 12, 31)
+# Free text: a name, a number or a short reason by default; a reason typed as the step's note may be as long
+# as a note.
+TEXT_MAX = 500
+NOTE_TEXT_MAX = 2000
+# Control characters other than tab and line breaks (NUL cannot even be stored in PostgreSQL's JSONB).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_JSON_TYPES = {list: "列表", tuple: "列表", dict: "对象", bool: "布尔值", float: "小数"}
 
 
 def parse_date(value: Any) -> date | None:
@@ -36,6 +47,8 @@ class FieldRule:
     (a rejection's reasons are usually typed as the note). `items`: rules for each element of a list.
     `fresh`: the value must come with the step itself (a rejection's reason, not an earlier one).
     `check`: an extra validator returning a Chinese message when the value is wrong.
+    `max_length`: the longest text accepted (default TEXT_MAX, or NOTE_TEXT_MAX when the note may supply it).
+    A text field takes a string (an integer is taken as its digits); dates lie within DATE_MIN..DATE_MAX.
     """
 
     name: str
@@ -49,6 +62,13 @@ class FieldRule:
     fresh: bool = False  # must be given with this step (not taken from data the case already holds)
     check: Callable[[Any], str | None] | None = None
     hint: str = ""
+    max_length: int | None = None
+
+    @property
+    def text_limit(self) -> int:
+        if self.max_length is not None:
+            return self.max_length
+        return NOTE_TEXT_MAX if self.from_note else TEXT_MAX
 
     def validate(self, payload: Mapping[str, Any], prefix: str = "") -> Any:
         """Return the normalised value (or None if absent and optional); raise InvalidPayload naming the field."""
@@ -67,6 +87,12 @@ class FieldRule:
                     f"{title}：日期格式应为 YYYY-MM-DD 或 YYYYMMDD，收到“{value}”",
                     field=where,
                     rule="date_format",
+                )
+            if not DATE_MIN <= parsed <= DATE_MAX:
+                raise InvalidPayload(
+                    f"{title}：日期须在 {DATE_MIN} 至 {DATE_MAX} 之间，收到“{parsed}”",
+                    field=where,
+                    rule="date_range",
                 )
             value = parsed.isoformat()
         elif self.kind == "int":
@@ -102,14 +128,29 @@ class FieldRule:
                             row[rule.name] = checked
                     normalised.append(row)
                 value = normalised
-        elif not isinstance(value, str):
-            value = str(value)
         else:
-            value = value.strip()
+            value = self._text(value, title, where)
         if self.check is not None:
             problem = self.check(value)
             if problem:
                 raise InvalidPayload(f"{title}：{problem}", field=where, rule=f"{self.name}_check")
+        return value
+
+    def _text(self, value: Any, title: str, where: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a number sent as a JSON number: its digits
+        if not isinstance(value, str):
+            kind = next((label for cls, label in _JSON_TYPES.items() if isinstance(value, cls)), "非文本")
+            raise InvalidPayload(f"{title}：应为文本，收到{kind}", field=where, rule="text_type")
+        value = value.strip()
+        if len(value) > self.text_limit:
+            raise InvalidPayload(
+                f"{title}：不能超过 {self.text_limit} 个字符，收到 {len(value)} 个",
+                field=where,
+                rule="text_length",
+            )
+        if _CONTROL_RE.search(value):
+            raise InvalidPayload(f"{title}：不能包含控制字符（如 NUL）", field=where, rule="text_control")
         return value
 
 
