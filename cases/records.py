@@ -388,6 +388,15 @@ def apply_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int
         for row in rows:
             record = _record(conn, row["cert_no"])
             _log(conn, record.id, ctx.case.id, "filed", ctx.actor.id, ctx.now)
+    elif case_type == "filing" and step.dest == "recorded":
+        from cases.filing import batch_rows  # the filing module checks batches against this registry
+
+        # The whole batch in this step's transaction: the two records of a double bachelor's degree together.
+        rows = batch_rows(payload)
+        store(conn, rows, ctx.now, f"case:{ctx.case.id}")
+        for row in rows:
+            record = _record(conn, row["cert_no"])
+            _log(conn, record.id, ctx.case.id, "filed", ctx.actor.id, ctx.now)
     elif case_type in ("amendment", "errata") and step.dest == "recorded":
         apply_changes(conn, str(payload.get("cert_no", "")), payload.get("changes") or [], ctx.case.id, ctx.actor.id,
                       ctx.now)  # fmt: skip

@@ -14,7 +14,17 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from cases import accounts, attachments, authentication, letters, record_files, records, registry, worklist
+from cases import (
+    accounts,
+    attachments,
+    authentication,
+    filing,
+    letters,
+    record_files,
+    records,
+    registry,
+    worklist,
+)
 from cases.policy import scope
 from cases.vocabulary import (
     CENTER,
@@ -367,6 +377,28 @@ class DegreeFlow:
                     accounts.count_wrong_code(conn, load_actor(conn, as_user), case_id, trigger)
             raise
 
+    def filing_to_supplement(
+        self, case_id: int, as_user: str, omission_reason: str = "", note: str = ""
+    ) -> dict[str, int]:
+        """A filing batch past its reporting limit goes as a supplement (seed 003 annex "数据报送" (1); seed 002
+        art. 12(6)): the filing case closes as `supplemented` and a supplement case opens for the same unit with
+        Form 1 and the data rows of the batch (`filing_case_id` links it back).
+
+        Two transactions: the filing step first (its guards decide: only a late batch), then the opening, which
+        needs nothing the step did not check (a unit user of the same unit); the supplement's own steps follow."""
+        data = {"omission_reason": omission_reason} if omission_reason else {}
+        self.fire(case_id, "to_supplement", as_user, note, data)
+        with self.db.connect() as conn:
+            case = load_case(conn, case_id)
+        opened = self.open_case(
+            "supplement",
+            case.org_code,
+            as_user,
+            filing.supplement_payload(case),
+            f"由报送案件 #{case_id} 逾期转入",
+        )
+        return {"filing": case_id, "supplement": opened.case_id}
+
     # -- accounts ---------------------------------------------------------------------------------------
     def actor(self, who: str | int) -> Actor:
         with self.db.connect() as conn:
@@ -409,6 +441,10 @@ class DegreeFlow:
             problem = self.engine.permission_problem(step, case, actor)
             if problem:
                 raise problem
+            if case.type == "filing":  # no code for a formal submission that would be refused anyway
+                refusal = filing.formal_submission_problem(conn, case, self.clock.now(), self.clock.today())
+                if refusal is not None:
+                    raise refusal
             return accounts.request_code(
                 conn, actor, case_id, trigger, step.label or trigger, self.clock.now()
             )

@@ -15,6 +15,12 @@ SUPPLEMENT_DATA = [
     degree_record("莫文杰", "1059342023001102", "理学学士", "数学与应用数学", "20230630", gender="男",
                   unit_name="广西大学", sequence=2),
 ]  # fmt: skip
+# A 2024 batch of 西南大学 conferred on 2026-11-18 (the tests' clock starts on 2026-11-20).
+FILING_DATA = [
+    degree_record("何静", "1063542026000001", "工学学士", "土木工程", "20261118", unit_name="西南大学", sequence=1),
+    degree_record("罗成", "1063542026000002", "理学学士", "数学与应用数学", "20261118", gender="男",
+                  unit_name="西南大学", sequence=2),
+]  # fmt: skip
 SUPPLEMENT_ROWS = [
     {"name": "覃秋月", "cert_no": "1059342023001101"},
     {"name": "莫文杰", "cert_no": "1059342023001102"},
@@ -44,6 +50,7 @@ UNIT = {
     "revocation": "10635",
     "photo": "10593",
     "authentication": "10611",
+    "filing": "10635",
 }
 OPEN_DATA: dict[str, dict[str, Any]] = {
     "supplement": {},
@@ -57,6 +64,7 @@ OPEN_DATA: dict[str, dict[str, Any]] = {
     },
     "photo": {},
     "authentication": {"applicant_name": "孙小明", "cert_no": "1061142020000555"},
+    "filing": {"conferral_date": "2026-11-18", "batch_name": "2026年11月学士学位"},
 }
 # Who opens each type.
 OPENER = {t: f"{UNIT[t]}XW01" for t in UNIT} | {"authentication": "xwzx01"}
@@ -79,6 +87,11 @@ STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
     ("authentication", "refuse"): {"reason": "非学位证书"},
     ("authentication", "answer"): {"result": "信息一致"},
     ("authentication", "dispute"): {"reason": "申请人有异议"},
+    ("filing", "prevalidate"): {"data": FILING_DATA},
+    ("filing", "submit"): {"data": FILING_DATA},
+    ("filing", "send_back"): {"reason": "数据有误"},
+    ("filing", "return"): {"reason": "数据有误"},
+    ("filing", "to_supplement"): {"omission_reason": "逾期"},
 }
 
 
