@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from cases.common import REASON
 from cases.record import cert_no_of_unit
+from cases.units import CHECKER_ROLE, LEAD_ROLE, complex_notice, reassign_task, route_task
 from cases.vocabulary import CENTER, UNIT
 from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step
 
@@ -88,12 +89,19 @@ DEFINITION = ProcessDefinition(
         Step("match", "comparing", "reported", (CENTER,), label="比对一致，出具电子认证报告",
              automatic=True, when=matches_record),
         Step("send_to_unit", "comparing", "verification", (CENTER,), label="发送《学位信息核查反馈表》",
-             deadlines=(DeadlineEffect("pause", "center_total"), UNIT_ANSWER)),
+             guards=(route_task,), deadlines=(DeadlineEffect("pause", "center_total"), UNIT_ANSWER)),
+        # Inside the unit (seed 001 art. 9, 12): the lead department reassigns; a complex task is announced
+        # before the 10 working days end (the limit is kept, the case flagged for the Center).
+        Step("reassign", "verification", "verification", (UNIT,), label="重新分配核查部门",
+             roles=(LEAD_ROLE, "admin"), guards=(reassign_task,),
+             requires=(FieldRule("department", "核查部门"),)),
+        Step("notify_complex", "verification", "verification", (UNIT,), label="告知学位中心：情况复杂",
+             roles=(CHECKER_ROLE, LEAD_ROLE, "admin"), guards=(complex_notice,), requires=(REASON,)),
         Step("answer", "verification", "reviewing", (UNIT,), label="反馈核查结果",
              requires=(FieldRule("result", "核查结果", kind="choice", choices=RESULTS),),
              deadlines=(DeadlineEffect("stop", "unit_answer"), DeadlineEffect("resume", "center_total"))),
         Step("issue_report", "reviewing", "reported", (CENTER,), label="出具电子认证报告"),
         Step("dispute", "reported", "verification", (CENTER,), label="申请人提出异议，再次核查",
-             requires=(REASON,), deadlines=(UNIT_ANSWER,)),
+             requires=(REASON,), guards=(route_task,), deadlines=(UNIT_ANSWER,)),
     ),
 )  # fmt: skip

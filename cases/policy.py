@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cases.units import may_see
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
 from workflow import Actor, CaseView
 
@@ -11,6 +12,8 @@ def scope(actor: Actor, case: CaseView) -> str | None:
         return None
     if actor.org_kind == UNIT:
         if case.org_id == actor.org_id:
+            if not may_see(actor.role, actor.department_id, case.type, case.payload):
+                return "学位信息核查部门（二级账号）只能办理分配给本部门的认证核查任务"
             return None
         return f"学位授予单位只能办理本单位的案件：{actor.org_name} 不能办理 {case.org_name} 的案件"
     if actor.org_kind == PROVINCE:

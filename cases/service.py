@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from cases import (
     record_files,
     records,
     registry,
+    unit_forms,
+    units,
     worklist,
 )
 from cases.policy import scope
@@ -282,8 +284,19 @@ class DegreeFlow:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def add_user(
-        self, username: str, name: str, role: str, org: str, email: str | None = None
+        self,
+        username: str,
+        name: str,
+        role: str,
+        org: str,
+        email: str | None = None,
+        *,
+        department: str | int | None = None,
+        contact: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        """`department`: its department inside a unit (id or name; a level-2 account `checker` needs a
+        verification department). `contact`: phone, mobile, fax, address (the registration forms)."""
+        contact_values = units.contact_values(contact or {})
         username, name = username.strip(), name.strip()
         email = (email or "").strip() or None
         if email is not None:
@@ -320,6 +333,7 @@ class DegreeFlow:
                 raise InvalidPayload(
                     f"字段 username（用户名）：{username} 已存在", field="username", rule="unique"
                 )
+            dept = units.department_for_account(conn, row, role, department)
             user_id = conn.execute(
                 insert(USERS).values(
                     username=username,
@@ -329,9 +343,58 @@ class DegreeFlow:
                     email=email,
                     active=True,
                     created_at=self.clock.now(),
+                    department_id=dept["id"] if dept else None,
+                    **contact_values,
                 )
             ).inserted_primary_key[0]
-        return {"id": user_id, "username": username, "name": name, "role": role, "org": org, "email": email}
+        return {"id": user_id, "username": username, "name": name, "role": role, "org": org, "email": email,
+                "department": dept["name"] if dept else None, **contact_values}  # fmt: skip
+
+    # -- departments inside a unit (cases.units) ----------------------------------------------------------
+    def add_department(
+        self,
+        unit: str,
+        name: str,
+        kind: str,
+        *,
+        levels: Iterable[str] | None = None,
+        years: Iterable[str] | None = None,
+        forms: Iterable[str] | None = None,
+        head_name: str = "",
+    ) -> dict[str, Any]:
+        with transaction(self.db) as conn:
+            return units.add_department(conn, unit, name, kind, levels=levels, years=years, forms=forms,
+                                        head_name=head_name, now=self.clock.now())  # fmt: skip
+
+    def departments(self, unit: str) -> list[dict[str, Any]]:
+        """The unit's departments, each with its accounts (for the registration forms and the list)."""
+        with self.db.connect() as conn:
+            return units.departments_with_accounts(conn, unit)
+
+    def registration_forms_html(self, unit: str, *, inline_css: bool = False) -> str:
+        """Seed 001 annexes 2-3 for a unit, from its departments and accounts (cases.unit_forms)."""
+        found = self.departments(unit)
+        if not any(d["kind"] in ("lead", "verification") for d in found):
+            raise InvalidPayload(
+                f"字段 unit（学位授予单位）：{unit} 尚未登记认证牵头部门或学位信息核查部门（先用 dept add 登记）",
+                field="unit",
+                rule="departments_registered",
+            )
+        with self.db.connect() as conn:
+            name = conn.execute(select(ORGS.c.name).where(ORGS.c.code == unit)).scalar_one()
+        return unit_forms.render_html(
+            unit_forms.context(unit, name, found, self.clock.today()), inline_css=inline_css
+        )
+
+    def verification_counts(self, start: date, end: date, unit: str | None = None) -> list[dict[str, Any]]:
+        """Verification tasks answered from `start` to `end` (both days included, Beijing time), per unit and
+        department: the basis of the Center's fee statement (seed 001 art. 7, 9)."""
+        if end < start:
+            raise InvalidPayload("字段 to（截止日期）：不能早于起始日期", field="to", rule="date_order")
+        with self.db.connect() as conn:
+            return units.verification_counts(conn, to_utc(datetime.combine(start, time(), SHANGHAI)),
+                                             to_utc(datetime.combine(end + timedelta(days=1), time(), SHANGHAI)),
+                                             unit)  # fmt: skip
 
     def list_users(self, org: str | None = None) -> list[dict[str, Any]]:
         query = (

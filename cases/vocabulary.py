@@ -17,6 +17,7 @@ ROLES_BY_KIND: dict[str, dict[str, str]] = {
         "collector": "采集员",
         "verifier": "校核员",
         "lead": "认证牵头部门（一级账号）",
+        "checker": "学位信息核查部门（二级账号）",
         "admin": "单位管理员",
         "leader": "主管领导（授权码）",
     },

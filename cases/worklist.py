@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from cases import registry
+from cases.units import CHECKER_ROLE
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT
 from db.clock import to_utc
 from db.models import Case, CaseEvent, Deadline, Organisation
@@ -32,18 +33,40 @@ COUNT_CAP = 1000
 
 def scope_clause(actor: Actor) -> ColumnElement[bool]:
     """Which cases `actor` may see, as a condition on CASES alone (no join needed)."""
-    return _scope(actor.org_kind, actor.org_id)
+    return _scope(_scope_kind(actor), actor.org_id, actor.department_id)
 
 
-def _scope(org_kind: str, org_id: int | None = None) -> ColumnElement[bool]:
-    """The scope rule of an organisation kind; `org_id` None leaves `scope_org` a parameter of the statement
-    (statements built once and run for everyone of that kind)."""
-    if org_kind in (NATIONAL, CENTER):
+# A level-2 account of a verification department (cases.units): its unit's tasks assigned to its department.
+_DEPARTMENT = "unit_department"
+
+
+def _scope_kind(actor: Actor) -> str:
+    return _DEPARTMENT if actor.org_kind == UNIT and actor.role == CHECKER_ROLE else actor.org_kind
+
+
+def _scope(
+    scope_kind: str, org_id: int | None = None, department_id: int | None = None
+) -> ColumnElement[bool]:
+    """The scope rule of an organisation kind (or `_DEPARTMENT`); `org_id` None leaves `scope_org` (and
+    `scope_department`) parameters of the statement (statements built once and run for everyone of that kind)."""
+    if scope_kind in (NATIONAL, CENTER):
         return true()
     org = bindparam("scope_org", org_id, unique=True) if org_id is not None else bindparam("scope_org")
-    if org_kind == UNIT:
+    if scope_kind == UNIT:
         return CASES.c.org_id == org
-    if org_kind == PROVINCE:
+    if scope_kind == _DEPARTMENT:
+        # One unit's open tasks are few: read by organisation, the department compared in the payload.
+        department = (
+            bindparam("scope_department", department_id, unique=True)
+            if org_id is not None
+            else bindparam("scope_department")
+        )
+        return and_(
+            CASES.c.org_id == org,
+            CASES.c.type == "authentication",
+            CASES.c.payload["department_id"].as_integer() == department,
+        )
+    if scope_kind == PROVINCE:
         return CASES.c.org_id.in_(select(ORGS.c.id).where(ORGS.c.parent_id == org))
     return false()
 
@@ -129,9 +152,9 @@ class _QueueStatements:
 
 
 @functools.cache
-def _queue_statements(org_kind: str, pairs: tuple[tuple[str, str], ...]) -> _QueueStatements:
+def _queue_statements(scope_kind: str, pairs: tuple[tuple[str, str], ...]) -> _QueueStatements:
     waiting = and_(
-        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), _scope(org_kind)
+        CASES.c.closed_at.is_(None), tuple_(CASES.c.type, CASES.c.state).in_(pairs), _scope(scope_kind)
     )
     dated = and_(waiting, CASES.c.next_due_at.is_not(None))
     base = _base_columns()
@@ -174,8 +197,11 @@ def queue(
     pairs = tuple(actionable(actor))
     if not pairs:
         return [], 0
-    statements = _queue_statements(actor.org_kind, pairs)
+    scope_kind = _scope_kind(actor)
+    statements = _queue_statements(scope_kind, pairs)
     params = {"scope_org": actor.org_id, "page_limit": limit, "page_offset": offset, "count_cap": count_cap}
+    if scope_kind == _DEPARTMENT:
+        params["scope_department"] = actor.department_id
     if actor.org_kind == UNIT:
         rows = conn.execute(statements.unit_page, params).all()
     else:

@@ -28,6 +28,28 @@ class Organisation(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class Department(SQLModel, table=True):
+    """A department inside a unit (seed 001 annexes 2-3, seed 004): the authentication lead department (牵头部门,
+    level-1 accounts), verification departments (核查部门, level-2 accounts) with the records they may verify,
+    colleges (二级学院) and managing departments (教务处, 继续教育学院, 国际交流与合作处)."""
+
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("unit_id", "name", name="uq_departments_unit_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="organisations.id", index=True)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)  # lead | verification | college | managing
+    # What a verification department may verify (seed 001 annex 3); an empty list is 全部 (all).
+    levels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # 学士 硕士 博士
+    years: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # 往届 应届
+    forms: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )  # 普通 成人/自考 来华留学
+    head_name: str = Field(default="", max_length=64)  # 部门负责人
+    created_at: datetime = _ts()
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
@@ -41,6 +63,13 @@ class User(SQLModel, table=True):
     created_at: datetime = _ts()
     # argon2id hash (argon2-cffi); None: the account cannot sign in to the web application.
     password_hash: str | None = Field(default=None, max_length=255)
+    # The department inside a unit (level-1 / level-2 authentication accounts) and the contact details the
+    # registration forms of seed 001 annexes 2-3 ask for.
+    department_id: int | None = Field(default=None, foreign_key="departments.id", index=True)
+    phone: str = Field(default="", max_length=32)
+    mobile: str = Field(default="", max_length=32)
+    fax: str = Field(default="", max_length=32)
+    address: str = Field(default="", max_length=200)
 
 
 class Case(SQLModel, table=True):

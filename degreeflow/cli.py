@@ -415,15 +415,25 @@ def user_add(
     role: Annotated[
         str,
         typer.Option(
-            "--role", help="单位：collector|verifier|lead|admin；省级：reviewer|admin；国家级：officer|admin"
+            "--role",
+            help="单位：collector|verifier|lead|checker|leader|admin；省级：reviewer|admin；国家级：officer|admin",
         ),
     ],
     org: Annotated[str, typer.Option("--org", help="所属组织代码。")],
     email: Annotated[str | None, typer.Option("--email", help="邮箱（接收时限提醒邮件）。")] = None,
+    department: Annotated[
+        str | None,
+        typer.Option("--department", help="单位内部门（名称或编号；二级账号 checker 须属于核查部门）。"),
+    ] = None,
+    phone: Annotated[str, typer.Option("--phone", help="电话（登记表）。")] = "",
+    mobile: Annotated[str, typer.Option("--mobile", help="手机（登记表）。")] = "",
+    fax: Annotated[str, typer.Option("--fax", help="传真（登记表）。")] = "",
+    address: Annotated[str, typer.Option("--address", help="通讯地址（登记表）。")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """登记一个用户。"""
-    created = flow().add_user(username, name, role, org, email)
+    contact = {"phone": phone, "mobile": mobile, "fax": fax, "address": address}
+    created = flow().add_user(username, name, role, org, email, department=department, contact=contact)
     emit(
         created,
         lambda: out.print(f"已登记用户 {created['username']} {created['name']}（{created['role']}，{org}）"),
@@ -1144,6 +1154,7 @@ def definitions_show(
 
 
 # Backup and case dossiers (degreeflow/cli_backup.py uses edge, flow and emit defined above).
+from degreeflow import cli_units  # noqa: E402, F401 - registers `dept` and `auth`
 from degreeflow.cli_backup import backup, case_export  # noqa: E402
 
 app.command("backup")(backup)

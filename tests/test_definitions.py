@@ -34,6 +34,8 @@ CANONICAL = {
         ("received", "check", "comparing"), ("received", "refuse", "refused"),
         ("comparing", "send_to_unit", "verification"), ("verification", "answer", "reviewing"),
         ("reviewing", "issue_report", "reported"), ("reported", "dispute", "verification"),
+        # Inside the unit (seed 001 art. 9, 12): steps that keep the state.
+        ("verification", "reassign", "verification"), ("verification", "notify_complex", "verification"),
     },
 }  # fmt: skip
 TERMINAL = {"rejected", "recorded", "revoked", "refused", "reported"}

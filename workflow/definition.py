@@ -37,6 +37,7 @@ class Actor:
     org_name: str
     org_kind: str
     org_parent_id: int | None
+    department_id: int | None = None  # a department inside a unit (level-1 / level-2 accounts)
 
 
 @dataclass

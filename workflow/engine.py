@@ -102,6 +102,7 @@ _ACTOR_QUERY = select(
     ORGS.c.name.label("org_name"),
     ORGS.c.kind.label("org_kind"),
     ORGS.c.parent_id.label("org_parent_id"),
+    USERS.c.department_id,
 ).join_from(USERS, ORGS, USERS.c.org_id == ORGS.c.id)
 
 
@@ -138,6 +139,7 @@ _ACTOR_COLUMNS = [
     _ACTOR_ORGS.c.name.label("a_org_name"),
     _ACTOR_ORGS.c.kind.label("a_org_kind"),
     _ACTOR_ORGS.c.parent_id.label("a_org_parent_id"),
+    USERS.c.department_id.label("a_department_id"),
 ]
 _CASE_AND_ACTOR = Precompiled(
     select(*_CASE_COLUMNS, *_ACTOR_COLUMNS)
@@ -393,7 +395,9 @@ class WorkflowEngine:
             code = step_payload.pop(AUTHORIZATION_FIELD, None)
             if first.needs_authorization(case.rule_set):
                 if self.authorize is None:
-                    raise Forbidden("此操作须主管领导授权，但未配置授权码服务", rule="authorization_unavailable")
+                    raise Forbidden(
+                        "此操作须主管领导授权，但未配置授权码服务", rule="authorization_unavailable"
+                    )
                 self.authorize(conn, who, case, first, code, now)
             if defn.prepare_payload:
                 defn.prepare_payload(step_payload)
