@@ -219,6 +219,8 @@ ISSUE_ON: dict[tuple[str, str, str, str], tuple[str, ...]] = {
     ("authentication", "reported", "dispute", "verification"): ("verification_feedback",),
     ("authentication", "reviewing", "issue_report", "reported"): ("authentication_report",),
     ("authentication", "comparing", "match", "reported"): ("authentication_report",),
+    # A report corrected after a spot check (seed 001 art. 15) is issued again, numbered, with the new result.
+    ("spot_check", "reviewing", "correct", "corrected"): ("authentication_report",),
 }
 
 CASE_SUBJECTS = {
@@ -228,6 +230,7 @@ CASE_SUBJECTS = {
     "revocation": "撤销学位授予信息备案",
     "photo": "补报学位获得者电子照片",
     "authentication": "学位认证",
+    "spot_check": "学位认证报告抽查",
 }
 
 
@@ -492,8 +495,11 @@ def build_context(
             **common | {"title": "中国学位认证报告", "recipient": _text(payload.get("applicant_name"))},
             unit_name=unit.name, holder_name=_text(payload.get("applicant_name")), cert_no=_text(payload.get("cert_no")),
             id_number=_text(payload.get("id_number")), conferral_date=_date_text(payload.get("conferral_date")),
-            basis="经学位授予单位核查" if verified else "经与全国学位授予信息数据库比对",
-            conclusion=f"学位授予单位核查结果：{verified}" if verified else "该学位证书信息与国家学位授予信息数据库记录一致",
+            basis=("经学位中心抽查复核予以纠正" if payload.get("authentication_case")
+                   else "经学位授予单位核查" if verified else "经与全国学位授予信息数据库比对"),
+            conclusion=(f"经抽查复核，认证结论更正为：{verified}" if payload.get("authentication_case")
+                        else f"学位授予单位核查结果：{verified}" if verified
+                        else "该学位证书信息与国家学位授予信息数据库记录一致"),
         )  # fmt: skip
     raise KeyError(kind)  # pragma: no cover
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases import amendment, authentication, errata, filing, photo, revocation, supplement
+from cases import amendment, authentication, errata, filing, photo, revocation, spot_check, supplement
 from workflow import DefinitionError, ProcessDefinition, check_definition
 
 DEFINITIONS: dict[str, ProcessDefinition] = {
@@ -14,6 +14,7 @@ DEFINITIONS: dict[str, ProcessDefinition] = {
         revocation.DEFINITION,
         photo.DEFINITION,
         authentication.DEFINITION,
+        spot_check.DEFINITION,
         filing.DEFINITION,
     )
 }

@@ -6,6 +6,8 @@ Each command is one transaction (the engine's); read models are plain dicts read
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -385,6 +387,67 @@ class DegreeFlow:
         return unit_forms.render_html(
             unit_forms.context(unit, name, found, self.clock.today()), inline_css=inline_css
         )
+
+    def spot_check(self, month: str, as_user: str, percent: float = 5.0, seed: str = "") -> dict[str, Any]:
+        """Open spot-check cases (seed 001 art. 15) for `percent` % (rounded up) of the authentication reports
+        finished in `month` (YYYY-MM, Beijing time). The sample is drawn from the month and `seed`, so it can be
+        reproduced; running again opens only what is missing (reports already checked count toward the share)."""
+        match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+        if not match or not 1 <= int(match[2]) <= 12 or not 1900 <= int(match[1]) <= 2100:
+            raise InvalidPayload(
+                f"字段 month（月份）：格式应为 YYYY-MM，收到“{month}”", field="month", rule="month_format"
+            )
+        if not 0 <= percent <= 100:
+            raise InvalidPayload(
+                f"字段 percent（抽查比例）：应为 0 至 100，收到 {percent}",
+                field="percent",
+                rule="number_range",
+            )
+        year, number = int(match[1]), int(match[2])
+        start = datetime(year, number, 1, tzinfo=SHANGHAI)
+        end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=SHANGHAI)
+        with self.db.connect() as conn:
+            if load_actor(conn, as_user).org_kind != CENTER:
+                raise Forbidden("认证报告抽查由学位中心进行", field="as", rule="spot_check_by_center")
+            finished = conn.execute(
+                select(CASES.c.id, CASES.c.payload, ORGS.c.code)
+                .join(ORGS, ORGS.c.id == CASES.c.org_id)
+                .where(CASES.c.type == "authentication", CASES.c.state == "reported",
+                       CASES.c.closed_at >= to_utc(start), CASES.c.closed_at < to_utc(end))
+                .order_by(CASES.c.id)
+            ).all()  # fmt: skip
+            checked = {
+                (payload or {}).get("authentication_case")
+                for payload in conn.execute(
+                    select(CASES.c.payload).where(CASES.c.type == "spot_check")
+                ).scalars()
+            }
+        target = math.ceil(len(finished) * percent / 100 - 1e-9)
+        already = [row.id for row in finished if row.id in checked]
+        pool = [row for row in finished if row.id not in checked]
+        chosen = random.Random(f"{month}:{seed}").sample(pool, max(0, min(len(pool), target - len(already))))
+        opened = []
+        for row in sorted(chosen, key=lambda r: r.id):
+            payload = row.payload or {}
+            data = {
+                "authentication_case": row.id,
+                "cert_no": payload.get("cert_no", ""),
+                "applicant_name": payload.get("applicant_name", ""),
+                "id_number": payload.get("id_number") or None,
+                "conferral_date": payload.get("conferral_date") or None,
+                "original_result": payload.get("result") or "与数据库记录一致",
+            }
+            opened.append(
+                self.open_case(
+                    "spot_check",
+                    row.code,
+                    as_user,
+                    {k: v for k, v in data.items() if v is not None},
+                    f"{month} 认证报告抽查",
+                ).case_id  # fmt: skip
+            )
+        return {"month": month, "finished": len(finished), "percent": percent, "target": target,
+                "already_checked": already, "opened": opened}  # fmt: skip
 
     def verification_counts(self, start: date, end: date, unit: str | None = None) -> list[dict[str, Any]]:
         """Verification tasks answered from `start` to `end` (both days included, Beijing time), per unit and

@@ -14,6 +14,7 @@ import typer
 
 from cases import units
 from degreeflow.cli import (
+    AsOpt,
     JsonOpt,
     _date_arg,
     _FileErrors,
@@ -119,3 +120,26 @@ def auth_fees(
     emit(rows, lambda: _table(f"核查任务统计 {first} 至 {last}", ["单位码", "单位", "核查部门", "任务数"],
                               [[r["unit_code"], r["unit_name"], r["department"], r["tasks"]] for r in rows]
                               + [["合计", "", "", sum(r["tasks"] for r in rows)]]))  # fmt: skip
+
+
+@auth_app.command("spot-check")
+@edge
+def auth_spot_check(
+    month: Annotated[str, typer.Option("--month", help="抽查月份 YYYY-MM（该月办结的认证报告）。")],
+    as_user: AsOpt,
+    percent: Annotated[
+        float | None,
+        typer.Option("--percent", help="抽查比例，百分数（默认取 DEGREEFLOW_SPOT_CHECK_PERCENT，即 5）。"),
+    ] = None,
+    seed: Annotated[str, typer.Option("--seed", help="抽样种子（同一月份与种子抽出同样的报告）。")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """按比例随机抽查某月已办结的认证报告，每份开一个抽查复核案件（学位认证工作细则第十五条）；重复运行只补足差额。"""
+    from degreeflow.settings import Settings
+
+    share = Settings().spot_check_percent if percent is None else percent
+    result = flow().spot_check(month, as_user, share, seed)
+    emit(result, lambda: out.print(
+        f"{month}：办结认证报告 {result['finished']} 份，按 {share:g}% 应抽 {result['target']} 份；"
+        f"已抽查 {len(result['already_checked'])} 份，新开抽查案件 {len(result['opened'])} 个"
+        + (f"：{'、'.join(f'#{i}' for i in result['opened'])}" if result["opened"] else "")))  # fmt: skip

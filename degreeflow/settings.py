@@ -38,14 +38,24 @@ class Settings(BaseSettings):
     query_limit_per_minute: int = Field(
         default=10, ge=1, description="Online certificate queries an anonymous caller may make per minute"
     )
+    spot_check_percent: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Share of a month's finished authentication reports spot-checked (%)",
+    )
     secret_key: str = Field(
         default=PLACEHOLDER_SECRET,
         description="Key that signs session cookies (web). `degreeflow serve` refuses the placeholder outside demo mode",
     )
-    demo: bool = Field(default=False, description="Demo mode: demo accounts and the placeholder secret are allowed")
+    demo: bool = Field(
+        default=False, description="Demo mode: demo accounts and the placeholder secret are allowed"
+    )
     host: str = Field(default="127.0.0.1", description="Address `degreeflow serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `degreeflow serve` listens on")
-    cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only (set behind TLS)")
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)"
+    )
     session_hours: int = Field(default=8, ge=1, le=72, description="Hours a web session lasts")
     data_dir: str = Field(default="var", description="Directory for uploaded attachments and import files")
     max_upload_mb: int = Field(default=20, ge=1, le=500, description="Largest accepted upload (MB)")

@@ -51,6 +51,7 @@ UNIT = {
     "photo": "10593",
     "authentication": "10611",
     "filing": "10635",
+    "spot_check": "10611",
 }
 OPEN_DATA: dict[str, dict[str, Any]] = {
     "supplement": {},
@@ -65,9 +66,11 @@ OPEN_DATA: dict[str, dict[str, Any]] = {
     "photo": {},
     "authentication": {"applicant_name": "孙小明", "cert_no": "1061142020000555"},
     "filing": {"conferral_date": "2026-11-18", "batch_name": "2026年11月学士学位"},
+    # Opens only for a finished authentication case (tests/test_units.py opens real ones).
+    "spot_check": {"authentication_case": 1, "cert_no": "1061142020000555", "applicant_name": "孙小明"},
 }
 # Who opens each type.
-OPENER = {t: f"{UNIT[t]}XW01" for t in UNIT} | {"authentication": "xwzx01"}
+OPENER = {t: f"{UNIT[t]}XW01" for t in UNIT} | {"authentication": "xwzx01", "spot_check": "xwzx01"}
 
 STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
     ("supplement", "submit"): {
@@ -92,6 +95,9 @@ STEP_DATA: dict[tuple[str, str], dict[str, Any]] = {
     ("filing", "send_back"): {"reason": "数据有误"},
     ("filing", "return"): {"reason": "数据有误"},
     ("filing", "to_supplement"): {"omission_reason": "逾期"},
+    ("spot_check", "ask_unit"): {"reason": "请调阅档案"},
+    ("spot_check", "answer"): {"unit_finding": "档案记载与报告一致"},
+    ("spot_check", "correct"): {"result": "信息有误已更正", "reason": "档案记载的姓名与报告不一致"},
 }
 
 

@@ -20,7 +20,7 @@ import pytest
 from pypdf import PdfReader
 
 from degreeflow.demo import DEMO_PASSWORD
-from tests.helpers import OPEN_DATA
+from tests.helpers import FILING_DATA, OPEN_DATA
 from tests.live import serve
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -149,4 +149,35 @@ def test_a_revocation_end_to_end_in_the_browser(chromium, sqlite_flow, tmp_path,
         assert response.status == 404 and "未找到" in page.inner_text("h1")
         page.goto(base + "/query")
         snap(page, shots, "07-query")
+        context.close()
+
+
+def test_a_filing_batch_in_the_browser(chromium, sqlite_flow, tmp_path, shots):
+    """A 2024 batch after the collector's submit, as the unit's second person sees it: the state diagram, the
+    batch, and the formal submission (verify) that needs the supervising leader's one-time code; the code is
+    requested on the page and read from the leader's inbox, then the batch is filed."""
+    opened = sqlite_flow.open_case("filing", "10635", "10635XW01", OPEN_DATA["filing"])
+    case_id = opened.case_id
+    sqlite_flow.fire(case_id, "submit", "10635XW01", payload={"data": FILING_DATA})
+    with serve(sqlite_flow, tmp_path / "data") as base:
+        context = chromium.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        sign_in(page, base, "10635XW02")
+        page.goto(f"{base}/cases/{case_id}")
+        assert (
+            page.locator("svg.state-diagram g[data-current='true']").get_attribute("data-state")
+            == "unit_check"
+        )
+        body = page.inner_text("body")
+        assert "学位授予信息报送" in body and FILING_DATA[0]["cert_no"] in body
+        assert page.locator("#verify-f-authorization_code").is_visible()
+        page.click(f"form[action='/cases/{case_id}/authorization/verify'] button")
+        snap(page, shots, "08-filing")
+        code = re.search(
+            r"\d{6}", next(m for m in sqlite_flow.inbox("10635XW04") if m["kind"] == "authorization")["body"]
+        )
+        page.fill("#verify-f-authorization_code", code[0])
+        page.click("#step-verify button[type=submit]")
+        assert page.inner_text("h1 .state") == sqlite_flow.show(case_id)["state_label"]
+        assert sqlite_flow.show(case_id)["state"] == "recorded"
         context.close()

@@ -37,8 +37,18 @@ CANONICAL = {
         # Inside the unit (seed 001 art. 9, 12): steps that keep the state.
         ("verification", "reassign", "verification"), ("verification", "notify_complex", "verification"),
     },
+    "spot_check": {("reviewing", "confirm", "upheld"), ("reviewing", "ask_unit", "unit_review"),
+                   ("unit_review", "answer", "reviewing"), ("reviewing", "correct", "corrected")},
 }  # fmt: skip
-TERMINAL = {"rejected", "recorded", "revoked", "refused", "reported"}
+TERMINAL = {
+    "rejected",
+    "recorded",
+    "revoked",
+    "refused",
+    "reported",
+    "upheld",
+    "corrected",
+}  # the last two: spot checks
 
 
 def test_all_definitions_pass_the_check():

@@ -871,17 +871,43 @@ def _invocations(w: dict[str, Any]) -> list[Invocation]:
         Invocation("backup", ["backup", "copy.db", "--bogus", SQL], "usage"),
         Invocation("dept add", ["dept", "add", "10635", SQL, "--kind", "bogus"], "refused", 7),
         Invocation("dept add", ["dept", "add", SQL, "教务处", "--kind", "college"], "refused", 4),
-        Invocation("dept add", ["dept", "add", "10635", "研究生院", "--kind", "verification", "--levels", SCRIPT],
-                   "refused", 7),  # fmt: skip
+        Invocation(
+            "dept add",
+            ["dept", "add", "10635", "研究生院", "--kind", "verification", "--levels", SCRIPT],
+            "refused",
+            7,
+        ),  # fmt: skip
         Invocation("dept list", ["dept", "list", SQL], "refused", 4),
         Invocation("dept forms", ["dept", "forms", "10635", "-o", TRAVERSAL], "refused", 7),
         Invocation("dept forms", ["dept", "forms", SQL], "refused", 4),
         Invocation("auth fees", ["auth", "fees", "--from", "2026-13-01", "--to", "2026-12-01"], "refused", 7),
         Invocation("auth fees", ["auth", "fees", "--from", "2026-12-01", "--to", "2026-01-01"], "refused", 7),
-        Invocation("auth fees", ["auth", "fees", "--from", "2026-01-01", "--to", "2026-12-01", "--unit", SQL],
-                   "harmless"),  # fmt: skip
-        Invocation("user add", ["user", "add", "10635XW31", "某某", "--role", "checker", "--org", "10635",
-                                "--department", SQL], "refused", 7),  # fmt: skip
+        Invocation(
+            "auth fees",
+            ["auth", "fees", "--from", "2026-01-01", "--to", "2026-12-01", "--unit", SQL],
+            "harmless",
+        ),  # fmt: skip
+        Invocation(
+            "auth spot-check", ["auth", "spot-check", "--month", "2026-13", "--as", "xwzx01"], "refused", 7
+        ),
+        Invocation(
+            "auth spot-check", ["auth", "spot-check", "--month", "2026-11", "--as", SQL], "refused", 4
+        ),
+        Invocation(
+            "auth spot-check", ["auth", "spot-check", "--month", "2026-11", "--as", "10635XW01"], "refused", 5
+        ),
+        Invocation(
+            "auth spot-check",
+            ["auth", "spot-check", "--month", "2026-11", "--as", "xwzx01", "--percent", "1e9"],
+            "refused",
+            7,
+        ),  # fmt: skip
+        Invocation(
+            "user add",
+            ["user", "add", "10635XW31", "某某", "--role", "checker", "--org", "10635", "--department", SQL],
+            "refused",
+            7,
+        ),  # fmt: skip
         Invocation("db upgrade", ["db", "upgrade", "--bogus"], "usage"),
         Invocation("db upgrade", ["--db", SQL, "db", "upgrade"], "refused", 10),
         Invocation("db current", ["db", "current", SQL], "usage"),

@@ -13,6 +13,9 @@ from pypdf import PdfReader
 from stdnum.cn import ric
 
 from cases import units
+from cases.service import DegreeFlow
+from db import make_engine
+from degreeflow import demo
 from degreeflow.pdf import PdfRenderer
 from tests.helpers import fire, open_case, snapshot
 from tests.test_cli import cli  # noqa: F401 - the fixture
@@ -274,3 +277,80 @@ def test_the_cli_registers_departments_accounts_forms_and_fees(cli, tmp_path):  
     assert json.loads(done.stdout) == [] and fees.exists()
     bad = cli("auth", "fees", "--from", "2026-11-31", "--to", "2026-11-30", ok=False)
     assert "--from" in bad.stderr
+
+
+# -- spot checks of finished reports (issue 8 item 3, seed 001 art. 15) --------------------------------------
+def _reported(flow, cert_no: str, result: str = "信息一致") -> int:
+    case_id = _sent_to_unit(flow, cert_no)
+    flow.fire(case_id, "answer", f"{UNIT}XW02", payload={"result": result})
+    flow.fire(case_id, "issue_report", "xwzx01")
+    return case_id
+
+
+def test_a_months_reports_are_sampled_reproducibly_and_only_once(flow):
+    reports = [_reported(flow, f"10611320200{i:05d}") for i in range(1, 11)]
+    unfinished = _sent_to_unit(flow, "1061132020099999")
+    first = flow.spot_check("2026-11", "xwzx01", percent=25)
+    assert first["finished"] == 10 and first["target"] == 3 and len(first["opened"]) == 3
+    checked = [flow.show(c)["payload"]["authentication_case"] for c in first["opened"]]
+    assert set(checked) <= set(reports) and unfinished not in checked
+    again = flow.spot_check("2026-11", "xwzx01", percent=25)
+    assert again["opened"] == [] and sorted(again["already_checked"]) == sorted(checked)
+    more = flow.spot_check("2026-11", "xwzx01", percent=50)  # a larger share adds the difference
+    assert len(more["opened"]) == 2
+    assert flow.spot_check("2026-10", "xwzx01", percent=100)["opened"] == []  # nothing finished in October
+    with pytest.raises(InvalidPayload) as month:
+        flow.spot_check("2026-13", "xwzx01")
+    assert month.value.field == "month"
+    with pytest.raises(InvalidPayload) as share:
+        flow.spot_check("2026-11", "xwzx01", percent=101)
+    assert share.value.field == "percent"
+    with pytest.raises(Forbidden):
+        flow.spot_check("2026-11", f"{UNIT}XW01")
+
+
+def test_the_sample_depends_on_the_month_and_seed_only(tmp_path, clock):
+    picks = []
+    for run, seed in enumerate(("", "", "x")):
+        flow = DegreeFlow(make_engine(f"sqlite:///{tmp_path}/run{run}.db"), clock)
+        flow.init_schema()
+        demo.seed(flow, cases=False)
+        for i in range(1, 21):
+            _reported(flow, f"10611320200{i:05d}")
+        opened = flow.spot_check("2026-11", "xwzx01", percent=20, seed=seed)["opened"]
+        picks.append(sorted(flow.show(c)["payload"]["cert_no"] for c in opened))
+        flow.db.dispose()
+    assert picks[0] == picks[1] and len(picks[0]) == 4
+    assert picks[2] != picks[0]
+
+
+def test_a_spot_check_can_ask_the_unit_and_correct_the_report(flow):
+    report = _reported(flow, MASTER_2020)
+    check = flow.spot_check("2026-11", "xwzx01", percent=100)["opened"][0]
+    shown = flow.show(check)
+    assert shown["payload"]["original_result"] == "信息一致" and shown["payload"]["cert_no"] == MASTER_2020
+    flow.fire(check, "ask_unit", "xwzx01", note="请核对档案中的姓名")
+    assert {d["name"]: d["status"] for d in flow.show(check)["deadlines"]}["unit_help"] == "running"
+    flow.fire(check, "answer", f"{UNIT}XW02", note="档案记载姓名为孙晓明")
+    result = flow.fire(check, "correct", "xwzx01", payload={"result": "信息有误已更正"}, note="姓名有误")
+    assert result.to_state == "corrected"
+    documents = flow.documents(check)
+    assert [d["kind"] for d in documents] == ["authentication_report"]
+    text = _pdf_text(PdfRenderer().pdf(flow.document_html(documents[0]["id"])[1]))
+    assert "经学位中心抽查复核予以纠正" in text and "认证结论更正为：信息有误已更正" in text
+    assert flow.show(report)["state"] == "reported"  # the reviewed case itself is unchanged
+    assert flow.verify_audit(check).ok
+
+
+def test_a_spot_check_reviews_only_a_finished_report_of_its_unit(flow):
+    open_one = _sent_to_unit(flow, MASTER_2020)
+    data = {"authentication_case": open_one, "cert_no": MASTER_2020, "applicant_name": "孙小明"}
+    with pytest.raises(InvalidPayload) as unfinished:
+        flow.open_case("spot_check", UNIT, "xwzx01", data)
+    assert unfinished.value.rule == "report_issued"
+    with pytest.raises(InvalidPayload) as elsewhere:
+        flow.open_case("spot_check", "10635", "xwzx01", data)
+    assert elsewhere.value.rule == "authentication_case_exists"
+    with pytest.raises(InvalidPayload) as missing:
+        flow.open_case("spot_check", UNIT, "xwzx01", {**data, "authentication_case": 999999})
+    assert missing.value.field == "authentication_case"

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cases import attachments as attachment_rules
 from cases import registry, worklist
+from cases.degree_record import COLUMN as RECORD_COLUMNS
 from cases.service import DegreeFlow
 from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, ROLES_BY_KIND, UNIT
 from degreeflow.settings import Settings
@@ -696,4 +697,7 @@ def _labels(defn: Any) -> dict[str, str]:
         rule = rules.pop()
         labels.setdefault(rule.name, rule.label)
         rules.extend(rule.items)
+    # Rows of degree records (supplement, filing) carry the record's fields: their names in the filling rules.
+    for key, column in RECORD_COLUMNS.items():
+        labels.setdefault(key, column)
     return labels
