@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from db import Attachment, Case, LoginAttempt
 from degreeflow.settings import Settings
 from degreeflow.web.app import create_app
+from scheduler.calendar import DateOutOfRange
 from tests.helpers import OPEN_DATA
 from tests.live import Api, Browser, serve
 from tests.test_degree_record import VALID
@@ -276,6 +277,29 @@ def test_overview_for_reviewers_only(flow, site):
     unit = Browser(site)
     unit.login("10635XW01")
     assert unit.get("/overview").status_code == 404
+
+
+def test_a_date_the_calendar_cannot_count_from_is_a_422_not_a_500(flow, site, monkeypatch):
+    """Field dates are bounded before a deadline is counted; a date error from deeper down still answers
+    in the one error shape."""
+
+    def too_far(*args, **kwargs):
+        raise DateOutOfRange("日期超出可计算范围：9999-12-31 之后", field="decision_date")
+
+    monkeypatch.setattr(flow, "overview", too_far)
+    response = Api(site, "prov50").get("/overview")
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": {
+            "code": "invalid_payload",
+            "message": "日期超出可计算范围：9999-12-31 之后",
+            "field": "decision_date",
+        }
+    }
+    browser = Browser(site)
+    browser.login("prov50")
+    page = browser.get("/overview")
+    assert page.status_code == 422 and "日期超出可计算范围" in page.text
 
 
 def test_the_application_refuses_a_placeholder_secret_outside_demo_mode(flow, tmp_path):

@@ -37,6 +37,7 @@ from degreeflow.settings import Settings
 from degreeflow.web import diagram
 from degreeflow.web.api import MAX_BODY_BYTES, MAX_ID, CaseId, DocumentId
 from degreeflow.web.forms import FormField, form_fields, payload_from_form, values_for_form
+from scheduler.calendar import DateOutOfRange
 from workflow import (
     Actor,
     Conflict,
@@ -229,6 +230,13 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             return api_error(exc.code, exc.message, exc.field, status)
         title = {404: "未找到", 403: "无权办理", 409: "状态已变化"}.get(status, "无法办理")
         return page(request, "error.html", {"title": title, "message": exc.message}, status)
+
+    @app.exception_handler(DateOutOfRange)
+    async def _date_out_of_range(request: Request, exc: DateOutOfRange) -> Response:
+        # A date the calendar cannot count from (field dates are bounded before; this is the second line).
+        if is_api(request):
+            return api_error(exc.code, exc.message, exc.field, 422)
+        return page(request, "error.html", {"title": "无法办理", "message": exc.message}, 422)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
