@@ -76,8 +76,9 @@ class Case(SQLModel, table=True):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_type_state", "type", "state"),
-        # The work queue: open cases in order of their most urgent deadline, read in index order.
-        Index("ix_cases_queue", "closed_at", "next_due_at", "id"),
+        # The work queue: open cases in order of their most urgent deadline, read in index order; type, state and
+        # organisation in the index let SQLite test the queue's filters before it reads a case row.
+        Index("ix_cases_queue", "closed_at", "next_due_at", "id", "type", "state", "org_id"),
         Index("ix_cases_org_queue", "org_id", "closed_at", "type", "state", "next_due_at"),
         # Counting a queue reads only this index: open cases by (type, state), with the organisation for scope.
         Index("ix_cases_open_kind", "closed_at", "type", "state", "org_id"),

@@ -93,6 +93,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     if problem:
         raise RuntimeError(problem)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.auto_reload = False  # the templates ship with the code: no stat() of every file per page
     templates.env.globals.update(levels=LEVELS, roles=ROLES_BY_KIND, now=flow.clock.now)
     render_lock = threading.Lock()
     renderer_box: dict[str, Any] = {}
