@@ -71,6 +71,7 @@ from workflow import (
 )
 
 RULES_2020, RULES_2024 = "2020", "2024"
+SUPPLEMENTED = "supplemented"  # the terminal state of a late batch sent on as a supplement
 REPORT_DAYS = {RULES_2020: 30, RULES_2024: 7}
 # Link and batch fields a filing adds to a record's data (not columns of the record files).
 EXTRA_FIELDS = ("major_cert_no", "paired_cert_no", "joint_unit_code", "joint_unit")

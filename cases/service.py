@@ -494,7 +494,7 @@ class DegreeFlow:
         expected_version: int | None = None,
     ) -> FireResult:
         try:
-            return self.engine.fire(
+            result = self.engine.fire(
                 case_id, trigger, as_user, note, payload, expected_version=expected_version
             )
         except InvalidPayload as exc:
@@ -502,6 +502,9 @@ class DegreeFlow:
                 with transaction(self.db) as conn:
                     accounts.count_wrong_code(conn, load_actor(conn, as_user), case_id, trigger)
             raise
+        if result.to_state == filing.SUPPLEMENTED and result.from_state != filing.SUPPLEMENTED:
+            self._supplement_from_filing(case_id, as_user)  # the same from the CLI, the web and the API
+        return result
 
     def filing_to_supplement(
         self, case_id: int, as_user: str, omission_reason: str = "", note: str = ""
@@ -510,10 +513,14 @@ class DegreeFlow:
         art. 12(6)): the filing case closes as `supplemented` and a supplement case opens for the same unit with
         Form 1 and the data rows of the batch (`filing_case_id` links it back).
 
+        `fire(case_id, "to_supplement", ...)` does the same (the CLI, web pages and API go through it).
         Two transactions: the filing step first (its guards decide: only a late batch), then the opening, which
         needs nothing the step did not check (a unit user of the same unit); the supplement's own steps follow."""
         data = {"omission_reason": omission_reason} if omission_reason else {}
-        self.fire(case_id, "to_supplement", as_user, note, data)
+        self.engine.fire(case_id, "to_supplement", as_user, note, data)
+        return {"filing": case_id, "supplement": self._supplement_from_filing(case_id, as_user)}
+
+    def _supplement_from_filing(self, case_id: int, as_user: str) -> int:
         with self.db.connect() as conn:
             case = load_case(conn, case_id)
         opened = self.open_case(
@@ -523,7 +530,7 @@ class DegreeFlow:
             filing.supplement_payload(case),
             f"由报送案件 #{case_id} 逾期转入",
         )
-        return {"filing": case_id, "supplement": opened.case_id}
+        return opened.case_id
 
     # -- accounts ---------------------------------------------------------------------------------------
     def actor(self, who: str | int) -> Actor:

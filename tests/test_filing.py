@@ -375,8 +375,12 @@ def test_2024_batch_opened_after_its_seven_days_is_late_at_once(flow):
         flow.fire(case_id, "submit", COLLECTOR, payload={"data": batch_2024("20261110")})
     assert late.value.rule == "filing_late_is_supplement" and "2026-11-17" in late.value.message
     assert snapshot(flow, case_id) == before
-    flow.fire(case_id, "to_supplement", COLLECTOR, note="漏报")
-    assert flow.show(case_id)["state"] == "supplemented"
+    # The step itself (as the CLI, web pages and API fire it) opens the supplement case too.
+    assert flow.fire(case_id, "to_supplement", COLLECTOR, note="决议送达延误").to_state == "supplemented"
+    (supplement,) = [c for c in flow.list_cases("supplement") if c["org"] == UNIT]
+    payload = flow.show(supplement["id"])["payload"]
+    assert (payload["filing_case_id"], payload["omission_reason"]) == (case_id, "决议送达延误")
+    assert payload["data"] == []  # the batch never got its rows: the unit enters them in the supplement
 
 
 # -- double, minor and joint bachelor's degrees (seed 003 annex "数据报送" (4)-(6)) -----------------------------------
@@ -461,3 +465,34 @@ def test_minor_bachelor_links_to_the_major_degree(flow, clock):
     stored = registry_rows(flow, [minor["cert_no"]])[minor["cert_no"]]
     assert stored["data"]["major_cert_no"] == major["cert_no"] and stored["status"] == "filed"
     assert flow.query_certificate(minor["cert_no"], "孙丽", member=True)["status"] == "found"
+
+
+# -- through the web application ----------------------------------------------------------------------------------
+def test_a_2024_batch_through_the_json_api_and_the_case_page(sqlite_flow, tmp_path):
+    from tests.live import Api, Browser, serve
+
+    flow = sqlite_flow
+    rows = batch_2024()
+    with serve(flow, tmp_path / "data") as base:
+        collector, verifier = Api(base, COLLECTOR), Api(base, VERIFIER)
+        opened = collector.post("/cases", json={"type": "filing", "data": {"conferral_date": "2026-11-18"}})
+        assert opened.status_code == 201, opened.text
+        case_id = opened.json()["id"]
+        bad = [rows[0], rows[1] | {"gender": "M"}]
+        refused = collector.post(f"/cases/{case_id}/steps/submit", json={"data": {"data": bad}})
+        assert refused.status_code == 422
+        error = refused.json()["error"]
+        assert error["field"] == "data[1].gender" and f"第 2 条（{rows[1]['cert_no']}）" in error["message"]
+        assert (
+            collector.post(f"/cases/{case_id}/steps/submit", json={"data": {"data": rows}}).status_code == 200
+        )
+        assert verifier.post(f"/cases/{case_id}/authorization/verify").status_code == 200
+        code = leader_code(flow, case_id, "verify", VERIFIER)
+        done = verifier.post(f"/cases/{case_id}/steps/verify", json={"data": {"authorization_code": code}})
+        assert done.status_code == 200, done.text
+        browser = Browser(base)
+        browser.login(COLLECTOR)
+        page = browser.get(f"/cases/{case_id}")
+        assert page.status_code == 200 and "学位授予信息报送" in page.text and "已备案入库" in page.text
+        assert browser.get("/cases/new/filing").status_code == 200
+    assert_filed_and_queryable(flow, case_id, rows)
