@@ -25,13 +25,14 @@ from sqlalchemy.engine import Connection
 
 from cases.degree_record import LEVEL_DIGIT, LEVEL_NAMES, degree_level
 from db.clock import to_utc
-from db.models import Deadline, DegreeRecord, Department, Organisation, User
+from db.models import Deadline, DegreeRecord, Department, Organisation, OutboxMessage, User
 from workflow import FireContext, Forbidden, InvalidPayload, NotFound
 
 DEPARTMENTS = Department.__table__
 ORGS = Organisation.__table__
 DEADLINES = Deadline.__table__
 RECORDS = DegreeRecord.__table__
+OUTBOX = OutboxMessage.__table__
 
 KINDS = {
     "lead": "认证牵头部门",
@@ -307,6 +308,17 @@ def complex_notice(ctx: FireContext) -> None:
     }
     ctx.payload.update(notice)
     ctx.step_payload.update(notice)
+    # Told to the Center in its inbox, in the same transaction as the step.
+    for center in ctx.conn.execute(select(ORGS.c.id).where(ORGS.c.kind == "center")).scalars():
+        ctx.conn.execute(
+            insert(OUTBOX).values(
+                created_at=ctx.now, recipient_org_id=center, kind="complex", case_id=ctx.case.id,
+                subject=f"认证核查任务情况复杂：案件 #{ctx.case.id}（{ctx.case.org_name}）",
+                body=(f"{ctx.case.org_name} {ctx.actor.name} 告知：案件 #{ctx.case.id}（证书编号 "
+                      f"{ctx.case.payload.get('cert_no', '')}）情况复杂，可能无法在 10 个工作日内反馈。"
+                      f"原因：{notice['complex_reason']}"),
+            )
+        )  # fmt: skip
 
 
 def may_see(

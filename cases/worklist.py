@@ -124,6 +124,8 @@ def _row(row: Any) -> dict[str, Any]:
         "next_due_at": row.next_due_at,
         "subject": _subject(payload),
         "cert_no": str(payload.get("cert_no") or ""),
+        # A verification task the unit said is complex (seed 001 art. 12): its limit runs on, flagged.
+        "complex": bool(payload.get("complex")),
     }
 
 

@@ -165,6 +165,10 @@ def test_a_complex_task_is_announced_before_the_limit_and_stays_flagged(flow, cl
         shown["payload"]["complex"] is True and shown["payload"]["complex_reason"] == "档案在校史馆，需调阅"
     )
     assert {d["name"]: d["due_date"] for d in shown["deadlines"]}["unit_answer"] == "2026-12-04"  # limit kept
+    told = [m for m in flow.inbox("xwzx01") if m["kind"] == "complex"]
+    assert len(told) == 1 and told[0]["case_id"] == case_id and "档案在校史馆" in told[0]["body"]
+    flagged = {row["id"]: row["complex"] for row in flow.queue(f"{UNIT}XW11")[0]}
+    assert flagged[case_id] is True
     with pytest.raises(InvalidPayload) as twice:
         flow.fire(case_id, "notify_complex", f"{UNIT}XW13", note="再次")
     assert twice.value.rule == "complex_once"
