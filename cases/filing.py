@@ -26,6 +26,10 @@ States and triggers (names follow DOMAIN.md §7):
     province_review -accept->  recorded       province: filed
     draft | unit_check -to_supplement-> supplemented   unit, only once the reporting limit has passed
 
+Once a unit has registered colleges (二级学院) and managing departments (管理部门, e.g. 教务处) as departments
+(`cases.units`), `submit` is done by a member of a college and `verify` by a member of a managing department
+(or the unit administrator); the departments are kept in the case (`collected_by`, `checked_by`).
+
 `recorded` (已备案入库) and `supplemented` (已转补报) are terminal. At `recorded` the rows enter the registry as
 filed and publishable records (`cases.records.apply_for_step`).
 
@@ -52,6 +56,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from cases import units
 from cases.common import REASON
 from cases.degree_record import COLUMN, Problem, degree_level, normalise
 from cases.record import PLATFORM_2024
@@ -390,7 +395,13 @@ BATCH_FIELDS = (
     ),
     FieldRule("joint_unit", "联合培养单位", required=False),
 )
-VERIFY_GUARDS = (_report_2020, _formal_submission, _joint_unit, _records_are_valid)
+VERIFY_GUARDS = (
+    units.CHECKED_BY_MANAGING_DEPARTMENT,
+    _report_2020,
+    _formal_submission,
+    _joint_unit,
+    _records_are_valid,
+)
 STOP_REPORT = DeadlineEffect("stop", "report")
 PROVINCE_REVIEW = DeadlineEffect(
     "start", "province_review", 30, rule_sets=(RULES_2020,), label="省级审核学位授予信息", owner=PROVINCE
@@ -434,7 +445,7 @@ DEFINITION = ProcessDefinition(
         Step("prevalidate", "draft", "draft", (UNIT,), label="预校验（不报送）",
              requires=BATCH_FIELDS, guards=(_joint_unit, _prevalidate)),
         Step("submit", "draft", "unit_check", (UNIT,), label="提交管理部门校核",
-             requires=BATCH_FIELDS, guards=(_not_late_2024, _joint_unit, _records_are_valid)),
+             requires=BATCH_FIELDS, guards=(units.COLLECTED_BY_COLLEGE, _not_late_2024, _joint_unit, _records_are_valid)),
         Step("send_back", "unit_check", "draft", (UNIT,), label="退回修改", roles=VERIFY_ROLES, requires=(REASON,)),
         # A second person checks; under the 2024 rules, with the leader's code, the formal submission files
         # the batch at once; under the 2020 rules the report goes to the province.

@@ -495,3 +495,37 @@ def fee_workbook(rows: Sequence[Mapping[str, Any]], start: date, end: date, path
     for column, width in zip("ABCD", (16, 28, 24, 18), strict=True):
         sheet.column_dimensions[column].width = width
     book.save(path)
+
+
+# -- who does a filing step inside the unit (seed 002 art. 12, seed 004 art. 11) -----------------------------
+def department_step(kind: str, payload_key: str) -> Any:
+    """A guard: once the unit has registered departments of `kind` (colleges collect, managing departments
+    check), the step is done by a member of one of them (or the unit administrator); the department is kept in
+    the case (`payload_key`). A unit without such departments keeps the plain role rules."""
+
+    def guard(ctx: FireContext) -> None:
+        rows = ctx.conn.execute(
+            select(DEPARTMENTS.c.id, DEPARTMENTS.c.name).where(
+                DEPARTMENTS.c.unit_id == ctx.case.org_id, DEPARTMENTS.c.kind == kind
+            )
+        ).all()
+        if not rows:
+            return
+        names = {row.id: row.name for row in rows}
+        if ctx.actor.department_id in names:
+            ctx.payload[payload_key] = ctx.step_payload[payload_key] = names[ctx.actor.department_id]
+            return
+        if ctx.actor.role == "admin":
+            return
+        raise Forbidden(
+            f"本单位已登记{KINDS[kind]}（{'、'.join(names.values())}），此步骤须由{KINDS[kind]}的人员办理；"
+            f"{ctx.actor.name} 不属于{KINDS[kind]}",
+            rule="department_for_step",
+        )
+
+    guard.__name__ = f"by_{kind}"
+    return guard
+
+
+COLLECTED_BY_COLLEGE = department_step("college", "collected_by")
+CHECKED_BY_MANAGING_DEPARTMENT = department_step("managing", "checked_by")

@@ -17,7 +17,7 @@ from cases.service import DegreeFlow
 from db import make_engine
 from degreeflow import demo
 from degreeflow.pdf import PdfRenderer
-from tests.helpers import fire, open_case, snapshot
+from tests.helpers import FILING_DATA, OPEN_DATA, fire, leader_code, open_case, snapshot
 from tests.test_cli import cli  # noqa: F401 - the fixture
 from tests.test_degree_record import VALID
 from tests.test_registry import write_csv
@@ -358,3 +358,28 @@ def test_a_spot_check_reviews_only_a_finished_report_of_its_unit(flow):
     with pytest.raises(InvalidPayload) as missing:
         flow.open_case("spot_check", UNIT, "xwzx01", {**data, "authentication_case": 999999})
     assert missing.value.field == "authentication_case"
+
+
+# -- filing inside the unit: colleges collect, managing departments check (issue 8 item 1) --------------------
+def test_registered_colleges_collect_and_managing_departments_check_a_filing(flow):
+    flow.add_department("10635", "土木工程学院", "college")
+    flow.add_department("10635", "教务处", "managing")
+    flow.add_user("10635XW41", "学院采集员", "collector", "10635", department="土木工程学院")
+    flow.add_user("10635XW42", "教务处校核员", "verifier", "10635", department="教务处")
+    case_id = flow.open_case("filing", "10635", "10635XW01", OPEN_DATA["filing"]).case_id
+    before = snapshot(flow, case_id)
+    with pytest.raises(Forbidden) as not_a_college:
+        flow.fire(case_id, "submit", "10635XW01", payload={"data": FILING_DATA})
+    assert not_a_college.value.rule == "department_for_step" and "土木工程学院" in str(not_a_college.value)
+    assert snapshot(flow, case_id) == before
+    flow.fire(case_id, "submit", "10635XW41", payload={"data": FILING_DATA})
+    with pytest.raises(Forbidden) as not_managing:
+        wrong_person_code = leader_code(flow, case_id, "verify", "10635XW02")
+        flow.fire(case_id, "verify", "10635XW02", payload={"authorization_code": wrong_person_code})
+    assert not_managing.value.rule == "department_for_step"
+    code = leader_code(flow, case_id, "verify", "10635XW42")
+    assert (
+        flow.fire(case_id, "verify", "10635XW42", payload={"authorization_code": code}).to_state == "recorded"
+    )
+    payload = flow.show(case_id)["payload"]
+    assert (payload["collected_by"], payload["checked_by"]) == ("土木工程学院", "教务处")
