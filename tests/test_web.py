@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
@@ -330,3 +331,42 @@ def test_degreeflow_serve_starts_the_demo_and_refuses_a_placeholder_secret(tmp_p
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert f"http://127.0.0.1:{port}/" in output and "demo12345" in output and "10635XW02" in output
+
+
+def test_departments_page_forms_and_fee_statement(flow, site):
+    flow.add_department("10611", "学位办公室", "lead", head_name="赵主任")
+    flow.add_department("10611", "研究生院", "verification", levels=["硕士", "博士"])
+    flow.add_user(
+        "10611XW13",
+        "研究生核查",
+        "checker",
+        "10611",
+        department="研究生院",
+        contact={"mobile": "13900000000"},
+    )
+    unit = Browser(site)
+    unit.login("10611XW01")
+    listed = unit.get("/departments")
+    assert listed.status_code == 200 and "研究生院" in listed.text and "学位层级：硕士、博士" in listed.text
+    assert "研究生核查" in listed.text and "13900000000" in listed.text
+    forms = unit.get("/departments/forms.pdf")
+    assert forms.status_code == 200 and forms.headers["content-type"] == "application/pdf"
+    text = "".join("".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(forms.content)).pages)
+    assert "学位信息核查部门及账号使用人登记表" in text and "研究生核查" in text
+    assert unit.get("/departments", params={"unit": "10635"}).status_code == 404
+    # A task answered by the department is counted for the fee statement (the Center sees every unit).
+    case_id = flow.open_case("authentication", "10611", "xwzx01", {"applicant_name": "孙小明",
+                                                                     "cert_no": "1061132020000556"}).case_id  # fmt: skip
+    flow.fire(case_id, "check", "xwzx01")
+    flow.fire(case_id, "send_to_unit", "xwzx01")
+    flow.fire(case_id, "answer", "10611XW13", payload={"result": "信息一致"})
+    center = Browser(site)
+    center.login("xwzx01")
+    fees = center.get("/fees", params={"from": "2026-11-01", "to": "2026-11-30"})
+    assert fees.status_code == 200 and "研究生院" in fees.text and "10611" in fees.text
+    book = center.get("/fees.xlsx", params={"from": "2026-11-01", "to": "2026-11-30"})
+    assert book.status_code == 200
+    sheet = load_workbook(io.BytesIO(book.content)).active
+    row = [c.value for c in sheet[3]]
+    assert (row[0], row[2], row[3]) == ("10611", "研究生院", 1) and sheet.cell(sheet.max_row, 4).value == 1
+    assert center.get("/departments", params={"unit": "10611"}).status_code == 200

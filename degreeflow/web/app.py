@@ -8,13 +8,14 @@ kept in the session, and the API takes it in the `X-CSRF-Token` header.
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import threading
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cases import attachments as attachment_rules
 from cases import registry, worklist
+from cases import units as unit_rules
 from cases.degree_record import COLUMN as RECORD_COLUMNS
 from cases.service import DegreeFlow
 from cases.vocabulary import CENTER, LEVELS, NATIONAL, PROVINCE, ROLES_BY_KIND, UNIT
@@ -528,6 +530,65 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             raise NotFound("页面不存在", rule="page_exists")
         return page(request, "overview.html", {"user": actor, "data": flow.overview(actor.id)})
 
+    # -- inside a unit: departments and registration forms; verification task counts (issue 8) -------------
+    def unit_in_scope(actor: Actor, unit: str) -> str:
+        """The unit this person may look at: a unit user their own; a province its units; the national
+        levels any. Another one is "not found"."""
+        code = actor.org_code if actor.org_kind == UNIT and not unit else unit.strip()[:16]
+        if code not in {u["code"] for u in units_for(actor)}:
+            raise NotFound(
+                f"字段 unit（学位授予单位）：没有可查看的单位“{code}”", field="unit", rule="unit_in_scope"
+            )
+        return code
+
+    @app.get("/departments", response_class=HTMLResponse, include_in_schema=False)
+    def departments_page(request: Request, unit: str = "") -> Response:
+        actor = require(request)
+        code = unit_in_scope(actor, unit) if unit or actor.org_kind == UNIT else ""
+        found = flow.departments(code) if code else []
+        return page(request, "departments.html", {"user": actor, "unit": code, "departments": found,
+                                                  "units": units_for(actor)})  # fmt: skip
+
+    @app.get("/departments/forms.pdf", include_in_schema=False)
+    def registration_forms(request: Request, unit: str = "") -> Response:
+        code = unit_in_scope(require(request), unit)
+        html = flow.registration_forms_html(code)
+        with render_lock:
+            data = renderer().pdf(html)
+        name = f"{code}-学位认证账号登记表.pdf"
+        return Response(data, media_type="application/pdf",
+                        headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"})  # fmt: skip
+
+    def fee_period(actor: Actor, start: str, end: str) -> tuple[date, date, str | None]:
+        if actor.org_kind == PROVINCE:
+            raise NotFound("页面不存在", rule="page_exists")
+        today = flow.clock.today()
+        first = _form_date(start, "from", today.replace(day=1))
+        last = _form_date(end, "to", today)
+        return first, last, actor.org_code if actor.org_kind == UNIT else None
+
+    @app.get("/fees", response_class=HTMLResponse, include_in_schema=False)
+    def fees_page(
+        request: Request, start: str = Query("", alias="from"), end: str = Query("", alias="to")
+    ) -> Response:
+        actor = require(request)
+        first, last, unit = fee_period(actor, start, end)
+        rows = flow.verification_counts(first, last, unit)
+        return page(request, "fees.html", {"user": actor, "rows": rows, "start": first.isoformat(),
+                                           "end": last.isoformat(), "total": sum(r["tasks"] for r in rows)})  # fmt: skip
+
+    @app.get("/fees.xlsx", include_in_schema=False)
+    def fees_xlsx(
+        request: Request, start: str = Query("", alias="from"), end: str = Query("", alias="to")
+    ) -> Response:
+        actor = require(request)
+        first, last, unit = fee_period(actor, start, end)
+        buffer = io.BytesIO()
+        unit_rules.fee_workbook(flow.verification_counts(first, last, unit), first, last, buffer)
+        name = f"学位信息核查任务统计-{first.isoformat()}-{last.isoformat()}.xlsx"
+        return Response(buffer.getvalue(), media_type=attachment_rules.ALLOWED["xlsx"][0],
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})  # fmt: skip
+
     # -- records -------------------------------------------------------------------------------------------
     @app.get("/records", response_class=HTMLResponse, include_in_schema=False)
     def records_page(request: Request, cert_no: str = "") -> Response:
@@ -637,6 +698,22 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
 
 PageNo = Annotated[int, Query(ge=1, le=MAX_ID // PAGE_SIZE)]
+
+
+def _form_date(text: str, field: str, default: date) -> date:
+    if not text.strip():
+        return default
+    try:
+        value = date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise InvalidPayload(
+            f"字段 {field}（日期）：格式应为 YYYY-MM-DD，收到“{text[:40]}”", field=field, rule="date_format"
+        ) from None
+    if not 1900 <= value.year <= 2100:
+        raise InvalidPayload(
+            f"字段 {field}（日期）：须在 1900 至 2100 年之间", field=field, rule="date_range"
+        )
+    return value
 
 
 class BodyLimit:
