@@ -46,7 +46,15 @@ USERS: list[tuple[str, str, str, str]] = [
     ("10635XW02", "杨帆", "verifier", "10635"),
     ("10635XW03", "孙立", "lead", "10635"),
     ("10635XW04", "郑国华", "leader", "10635"),
+    ("10635XW06", "钱敏", "checker", "10635"),
 ]
+# Departments of 西南大学 for authentication tasks (seed 001): the lead department (level-1 account 孙立) and a
+# verification department for graduate degrees (level-2 account 钱敏); the others go to the lead department.
+DEPARTMENTS: list[tuple[str, str, str, dict[str, list[str]]]] = [
+    ("10635", "学位评定委员会办公室", "lead", {}),
+    ("10635", "研究生院", "verification", {"levels": ["硕士", "博士"]}),
+]
+USER_DEPARTMENTS = {"10635XW03": "学位评定委员会办公室", "10635XW06": "研究生院"}
 # Every demo account signs in to the web application with this password (demo mode only).
 DEMO_PASSWORD = "demo12345"
 
@@ -216,8 +224,10 @@ def seed(flow: DegreeFlow, *, cases: bool = True) -> bool:
             return False
     for code, name, kind, parent in ORGS:
         flow.add_org(code, name, kind, parent, ORGAN_CODES[code])
+    for unit, name, kind, scope in DEPARTMENTS:
+        flow.add_department(unit, name, kind, **scope)
     for username, name, role, org in USERS:
-        flow.add_user(username, name, role, org)
+        flow.add_user(username, name, role, org, department=USER_DEPARTMENTS.get(username))
     with transaction(flow.db) as conn:  # one argon2 hash per process: seeding stays fast in tests
         conn.execute(
             update(User.__table__)

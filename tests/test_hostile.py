@@ -474,7 +474,7 @@ PAGE_PROBES: list[Probe] = [
     Probe("GET", "/departments/forms.pdf", "another unit's forms",
           lambda w: _page(w, U, "/departments/forms.pdf", params={"unit": "10593"}), 404),
     Probe("GET", "/departments/forms.pdf", "a unit without departments",
-          lambda w: _page(w, U, "/departments/forms.pdf"), 422),
+          lambda w: _page(w, "10593XW01", "/departments/forms.pdf"), 422),
     Probe("GET", "/fees", "a province", lambda w: _page(w, "prov45", "/fees"), 404),
     Probe("GET", "/fees", "an invalid date", lambda w: _page(w, U, "/fees", params={"from": "2026-13-45"}), 422),
     Probe("GET", "/fees", "a far date", lambda w: _page(w, U, "/fees", params={"to": "9999-12-31"}), 422),
@@ -890,7 +890,7 @@ def _invocations(w: dict[str, Any]) -> list[Invocation]:
             7,
         ),  # fmt: skip
         Invocation("dept list", ["dept", "list", SQL], "refused", 4),
-        Invocation("dept forms", ["dept", "forms", "10635", "-o", TRAVERSAL], "refused", 7),
+        Invocation("dept forms", ["dept", "forms", "10593", "-o", TRAVERSAL], "refused", 7),
         Invocation("dept forms", ["dept", "forms", SQL], "refused", 4),
         Invocation("auth fees", ["auth", "fees", "--from", "2026-13-01", "--to", "2026-12-01"], "refused", 7),
         Invocation("auth fees", ["auth", "fees", "--from", "2026-12-01", "--to", "2026-01-01"], "refused", 7),

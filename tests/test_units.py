@@ -245,11 +245,11 @@ def test_answered_tasks_are_counted_per_unit_and_department(flow, clock, departm
 
 
 def test_the_cli_registers_departments_accounts_forms_and_fees(cli, tmp_path):  # noqa: F811
-    cli("dept", "add", "10635", "学位办", "--kind", "lead", "--head", "孙主任")
+    cli("dept", "add", "10001", "学位办", "--kind", "lead", "--head", "孙主任")
     cli(
         "dept",
         "add",
-        "10635",
+        "10001",
         "研究生院",
         "--kind",
         "verification",
@@ -258,23 +258,23 @@ def test_the_cli_registers_departments_accounts_forms_and_fees(cli, tmp_path):  
         "--years",
         "全部",
     )
-    refused = cli("dept", "add", "10635", "教务处", "--kind", "verification", "--levels", "本科", ok=False)
+    refused = cli("dept", "add", "10001", "教务处", "--kind", "verification", "--levels", "本科", ok=False)
     assert (
         "levels" in refused.stderr
         and "学士、硕士、博士" in refused.stderr
         and "Traceback" not in refused.stderr
     )
-    cli("user", "add", "10635XW21", "钱核查", "--role", "checker", "--org", "10635", "--department", "研究生院",
+    cli("user", "add", "10001XW21", "钱核查", "--role", "checker", "--org", "10001", "--department", "研究生院",
         "--phone", "023-68250001")  # fmt: skip
-    missing = cli("user", "add", "10635XW22", "无部门", "--role", "checker", "--org", "10635", ok=False)
+    missing = cli("user", "add", "10001XW22", "无部门", "--role", "checker", "--org", "10001", ok=False)
     assert "department" in missing.stderr
-    listed = json.loads(cli("dept", "list", "10635", "--json").stdout)
+    listed = json.loads(cli("dept", "list", "10001", "--json").stdout)
     assert [(d["name"], [a["username"] for a in d["accounts"]]) for d in listed] == [
         ("学位办", []),
-        ("研究生院", ["10635XW21"]),
+        ("研究生院", ["10001XW21"]),
     ]
     target = tmp_path / "forms.pdf"
-    cli("dept", "forms", "10635", "-o", str(target))
+    cli("dept", "forms", "10001", "-o", str(target))
     assert "钱核查" in _pdf_text(target.read_bytes())
     fees = tmp_path / "fees.xlsx"
     done = cli("auth", "fees", "--from", "2026-11-01", "--to", "2026-11-30", "-o", str(fees), "--json")
@@ -373,8 +373,8 @@ def test_registered_colleges_collect_and_managing_departments_check_a_filing(flo
     assert not_a_college.value.rule == "department_for_step" and "土木工程学院" in str(not_a_college.value)
     assert snapshot(flow, case_id) == before
     flow.fire(case_id, "submit", "10635XW41", payload={"data": FILING_DATA})
+    wrong_person_code = leader_code(flow, case_id, "verify", "10635XW02")
     with pytest.raises(Forbidden) as not_managing:
-        wrong_person_code = leader_code(flow, case_id, "verify", "10635XW02")
         flow.fire(case_id, "verify", "10635XW02", payload={"authorization_code": wrong_person_code})
     assert not_managing.value.rule == "department_for_step"
     code = leader_code(flow, case_id, "verify", "10635XW42")
