@@ -14,15 +14,15 @@ reads that same file, on its own fresh SQLite *file* database:
   record and batch checks and the look-up of numbers already filed (``records.check_for_import``). The run
   fails if any problem is reported.
 * ``import_rows_per_s``: ``DegreeFlow.records_import(path, "10635")`` on another such database: reading,
-  the same checks, and storing every row in the same transaction (``records.store``), i.e. "validation +
-  import". The number of stored rows is checked after the clock stops. The service reads the file twice
-  (check, then store); a CSV file of at least ``record_workers.MIN_BYTES`` is checked in
-  ``record_workers.workers()`` worker processes (``DEGREEFLOW_RECORD_WORKERS``; 0 = in the process).
-* ``import_one_pass_rows_per_s``: ``records.import_file(conn, record_files.iter_rows(path), "10635", now,
-  source)`` inside ``db.transaction`` on a third such database: the same checks and the same rows stored,
-  reading the file once (workers check and prepare the rows; the main process looks up, inserts, commits).
-  This is NOT what ``degreeflow records import`` runs yet: it is the import the service could call instead
-  of ``check_for_import`` + ``store`` (``--skip-one-pass`` leaves it out).
+  the same checks, and storing every row in one transaction, i.e. "validation + import" as
+  ``degreeflow records import`` runs it. The number of stored rows is checked after the clock stops. The
+  service reads the file once (``records.import_file``): a CSV file of at least ``record_workers.MIN_BYTES``
+  is checked in ``record_workers.workers()`` worker processes (``DEGREEFLOW_RECORD_WORKERS``; 0 = in the
+  process), which send back each row's INSERT parameters; the main process looks up numbers already filed,
+  inserts and commits.
+* ``import_one_pass_rows_per_s``: ``records.import_file(...)`` called directly inside ``db.transaction`` on a
+  third such database (the same work without the service around it: a second sample of the same path;
+  ``--skip-one-pass`` leaves it out).
 * ``plain_sqlite_utils_rows_per_s``: ``sqlite_utils.Database(path).table("degree_records_plain")
   .insert_all(csv.DictReader(file), batch_size=B)`` of the same file on a third fresh file, what
   ``sqlite-utils insert --csv`` does: default pragmas (rollback journal, synchronous=FULL), the table created
