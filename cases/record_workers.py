@@ -13,10 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import marshal
 import multiprocessing
 import os
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -90,48 +88,22 @@ def _last_record_start(text: str) -> int:
     return start
 
 
-# What JSON escapes in a string (json.dumps with ensure_ascii=False): a block of CSV text without any of
-# these holds only rows whose JSON text `JsonText` may write from its template without looking.
-_JSON_ESCAPED = re.compile(r'[\x00-\x09\x0b\x0c\x0e-\x1f"\\]').search
+def check_block(text: str, keys: list[str], org: str | None, prepare: bool = False) -> tuple[Any, ...]:
+    """Run in a worker: `check_rows` of the records of one block of CSV text."""
+    return check_rows(record_files.csv_fields(record_files.csv_records(io.StringIO(text, newline="")), keys), org,
+                      prepare)  # fmt: skip
 
 
-def check_block(text: str, keys: list[str], org: str | None, prepare: Prepare = False) -> tuple[Any, ...]:
-    """Run in a worker: `check_rows` of the records of one block of CSV text. The prepared values come
-    back as one `marshal` string (a quarter of the cost of pickling the list of tuples and unpickling it)."""
-    found = check_rows(record_files.csv_fields(record_files.csv_records(io.StringIO(text, newline="")), keys), org,
-                       prepare, plain=_JSON_ESCAPED(text) is None)  # fmt: skip
-    if found[-1]:
-        try:
-            return (*found[:-1], marshal.dumps(found[-1]))
-        except ValueError:  # pragma: no cover - a value marshal cannot write: pickled as it is
-            pass
-    return found
-
-
-def values_of(values: list[Any] | bytes) -> list[Any]:
-    """The prepared values of a `check_rows` result, as `check_block` sent them."""
-    return marshal.loads(values) if isinstance(values, bytes) else values
-
-
-# `prepare`: False (nothing), True (`row_values` of each row) or the INSERT's constant parameters (a tuple):
-# then each row's whole parameter tuple (`row_parameters`).
-Prepare = bool | tuple[Any, ...]
-
-
-def check_rows(
-    rows: Iterable[Mapping[str, str]], org: str | None, prepare: Prepare = False, plain: bool = False
-) -> tuple[Any, ...]:
+def check_rows(rows: Iterable[Mapping[str, str]], org: str | None, prepare: bool = False) -> tuple[Any, ...]:
     """Rows (keyed by field) checked one by one, numbered from 0. Returns (rows, problems, certificate numbers
     by row, conferral dates, bachelors) and, with `prepare`, the values `records.import_file` inserts for
-    each row (`row_values`, or with a tuple of constants `row_parameters`). `plain`: no value holds a
-    character JSON escapes (see `JsonText`)."""
+    each row (`row_values`)."""
     problems: list[Problem] = []
     certs: list[str] = []
     dates: set[str] = set()
     bachelors: list[tuple[int, tuple[str, str], str, Any]] = []
     values: list[tuple[str, ...]] = []
     json_text = JsonText()
-    tail = prepare if isinstance(prepare, tuple) else None
     index = -1
     for index, r in enumerate(rows):
         found = check_fields(r, index)
@@ -149,9 +121,7 @@ def check_rows(
         bachelor = BatchChecker.bachelor_entry(r)
         if bachelor is not None:
             bachelors.append((index, *bachelor))
-        if tail is not None:
-            values.append(row_parameters(r, json_text, tail, plain))
-        elif prepare:
+        if prepare:
             values.append(row_values(r, json_text))
     return index + 1, problems, certs, dates, bachelors, values
 
@@ -165,19 +135,6 @@ def row_values(r: Mapping[str, str], json_text: JsonText) -> tuple[str, ...]:
             get("conferral_date", ""), json_text(r))  # fmt: skip
 
 
-def row_parameters(
-    r: Mapping[str, str], json_text: JsonText, tail: tuple[Any, ...], plain: bool = False
-) -> tuple[Any, ...]:
-    """`row_values` with the conferral date as ISO text (what SQLite's DATE binding writes; only a row that
-    passes its checks is stored, and its date is then CCYYMMDD) followed by the constant parameters: the
-    whole parameter tuple of the INSERT (`records._Binding.ready`)."""
-    cert = r.get("cert_no", "")
-    get = r.get
-    conferral = get("conferral_date", "")
-    return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""), get("degree_type", ""),
-            f"{conferral[:4]}-{conferral[4:6]}-{conferral[6:]}", json_text(r, plain), *tail)  # fmt: skip
-
-
 class JsonText:
     """`json.dumps(dict(row), ensure_ascii=False)` for rows of text, from a template per set of keys when
     no value holds a character JSON escapes (a quote, a backslash, a control character)."""
@@ -186,8 +143,7 @@ class JsonText:
         self.keys: tuple[str, ...] | None = None
         self.template = ""
 
-    def __call__(self, row: Mapping[str, Any], plain: bool = False) -> str:
-        """`plain`: the caller knows no value holds a character JSON escapes."""
+    def __call__(self, row: Mapping[str, Any]) -> str:
         keys = tuple(row)
         if keys != self.keys:
             self.keys = keys
@@ -195,8 +151,6 @@ class JsonText:
                                             for k in keys) + "}"  # fmt: skip
         if type(row) is Fields:  # text values only
             values = tuple(row.values())
-            if plain:
-                return self.template % values
             joined = "".join(values)
             if '"' not in joined and "\\" not in joined and joined.isprintable():
                 return self.template % values
@@ -254,7 +208,7 @@ class _Pool:
 
 
 def checked_blocks(
-    stream: record_files.RecordStream, org: str | None, prepare: Prepare = False
+    stream: record_files.RecordStream, org: str | None, prepare: bool = False
 ) -> Iterator[tuple[Any, ...]]:
     """`check_rows` of each block of the file, in file order, computed by worker processes."""
     path = stream.path

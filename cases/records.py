@@ -10,7 +10,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -149,20 +149,17 @@ def import_file(
     the batch as a whole (no row). The rows of a double bachelor's pair found wrong at the end are removed."""
     plan = _InsertPlan.of(conn.dialect)
     bind = plan.binder(now, source)
-    # Where the dialect allows, the rows come back as the INSERT's parameters, ready to execute.
-    prepare = bind.ready if bind.ready is not None else True
     checker = BatchChecker()
     problems: list[Problem] = []
     filed_before: set[str] = set()
     stored_bachelors: dict[int, str] = {}  # row -> certificate number, for the pairs checked at the end
     stored = 0
     if record_workers.applies(rows):
-        results = record_workers.checked_blocks(rows, org, prepare=prepare)  # type: ignore[arg-type]
+        results = record_workers.checked_blocks(rows, org, prepare=True)  # type: ignore[arg-type]
     else:
         chunks = _chunks((as_fields(row) for row in rows), CHUNK)
-        results = (record_workers.check_rows(chunk, org, prepare=prepare) for chunk in chunks)
-    convert = None if bind.ready is not None else bind
-    for count, found, certs, dates, bachelors, prepared in results:
+        results = (record_workers.check_rows(chunk, org, prepare=True) for chunk in chunks)
+    for count, found, certs, dates, bachelors, values in results:
         base = checker.row + 1
         block = [replace(p, row=p.row + base) for p in found]
         duplicates = checker.add_numbers(certs, base)
@@ -178,10 +175,9 @@ def import_file(
         if problems and not skip_invalid:
             continue  # the file is refused: the rest is only checked
         bad = {p.row for p in block}
-        values = record_workers.values_of(prepared)
-        if bad:
-            values = [v for i, v in enumerate(values, base) if i not in bad]
-        batch = values if convert is None else list(map(convert, values))
+        batch = (
+            [bind(v) for i, v in enumerate(values, base) if i not in bad] if bad else list(map(bind, values))
+        )
         if batch:
             plan.executemany(conn, batch)
             stored += len(batch)
@@ -218,8 +214,6 @@ class _Binding:
         # SQLite: (the varying values..., the constant ones) in the statement's order, the JSON text as it is.
         fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.json_as_is
         self.tail = tuple(self.constant[name] for name in _CONSTANT) if fast else None
-        # Where dates are bound as ISO text too, `record_workers.row_parameters` makes the whole tuple.
-        self.ready = self.tail if fast and plan.iso_dates else None
 
     def conferral(self, text: str) -> Any:
         found = self.dates.get(text)
@@ -271,7 +265,6 @@ class _InsertPlan:
         # The JSON text of `record_workers.row_values` is written as it is when the dialect's serializer is
         # json.dumps(ensure_ascii=False) (the engine's), checked here on a probe.
         self.json_as_is = self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
-        self.iso_dates = self._bound("conferral_date", date(2024, 6, 20)) == "2024-06-20"
 
     @classmethod
     def of(cls, dialect: Dialect) -> _InsertPlan:
