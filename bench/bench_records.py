@@ -18,8 +18,8 @@ reads that same file, on its own fresh SQLite *file* database:
   ``degreeflow records import`` runs it. The number of stored rows is checked after the clock stops. The
   service reads the file once (``records.import_file``): a CSV file of at least ``record_workers.MIN_BYTES``
   is checked in ``record_workers.workers()`` worker processes (``DEGREEFLOW_RECORD_WORKERS``; 0 = in the
-  process), which send back each row's INSERT parameters; the main process looks up numbers already filed,
-  inserts and commits.
+  process), which send back what each row inserts (``record_workers.row_values``); the main process looks up
+  numbers already filed, binds, inserts and commits.
 * ``import_one_pass_rows_per_s``: ``records.import_file(...)`` called directly inside ``db.transaction`` on a
   third such database (the same work without the service around it: a second sample of the same path;
   ``--skip-one-pass`` leaves it out).
