@@ -14,11 +14,13 @@ were refused with a version conflict (none expected: each worker has its own cas
 Queries at 1,000,000 cases
 --------------------------
 On PostgreSQL, the same queries are timed (median of R runs) with 10,000 cases and after bulk-loading
-1,000,000 (synthetic rows as in bench/bench_web.py; 69 % open, each open one with a deadline): the province
+1,000,000 (synthetic rows as in bench/bench_web.py, spread over `--units` units (default 100: the 4 demo units
+and 96 more in the 3 demo provinces); about 65 % open, each open one with a deadline): the province
 reviewer's and a unit's work queue, one case page (`case_for`), the national search by certificate number,
 and a deadline sweep with nothing due. The aim: none more than 2x slower.
 
-Usage: ``python bench/bench_lifecycle.py [--seconds 10] [--pg URL] [--skip-million] [--million 1000000]``.
+Usage: ``python bench/bench_lifecycle.py [--seconds 10] [--pg URL] [--skip-million] [--million 1000000]
+[--units 100] [--skip-lifecycles]``.
 Prints one JSON object on stdout (progress on stderr).
 """
 
@@ -195,6 +197,16 @@ def bulk_cases(url: str, n: int, first_id: int) -> None:
         engine.dispose()
 
 
+def add_units(url: str, total: int) -> None:
+    """More units beside the 4 demo ones, spread over the 3 demo provinces (as bench/bench_web.py): the million
+    cases are spread over `total` units, as in a province with a hundred units or the national office."""
+    flow = DegreeFlow(make_engine(url), FixedClock(NOW))
+    provinces = ["11", "45", "50"]
+    for i in range(max(total - 4, 0)):
+        flow.add_org(f"{19000 + i}", f"测试大学{i:02d}", "unit", provinces[i % 3], f"测大{i:02d}")
+    flow.db.dispose()
+
+
 def time_queries(url: str, repeat: int) -> dict[str, float]:
     flow = DegreeFlow(make_engine(url), FixedClock(NOW))
     some_case = 5_000
@@ -202,7 +214,9 @@ def time_queries(url: str, repeat: int) -> dict[str, float]:
         # A case whose type keeps its certificate number in the indexed reference (amendment, errata, revocation,
         # authentication, spot check): the search a reviewer types.
         some_case, cert = conn.execute(
-            text("select id, reference from cases where id >= :i and reference is not null order by id limit 1"),
+            text(
+                "select id, reference from cases where id >= :i and reference is not null order by id limit 1"
+            ),
             {"i": some_case},
         ).one()
     probes = {
@@ -233,20 +247,24 @@ def main() -> None:
     parser.add_argument("--million", type=int, default=1_000_000)
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--units", type=int, default=100, help="units the million cases are spread over")
+    parser.add_argument("--skip-lifecycles", action="store_true")
     args = parser.parse_args()
     runs = []
-    for workers in (1, 2, 4):
+    for workers in () if args.skip_lifecycles else (1, 2, 4):
         log(f"PostgreSQL, {workers} worker(s), {args.seconds:g} s")
         runs.append(lifecycles(args.pg, workers, args.seconds))
         log(json.dumps(runs[-1]))
-    with tempfile.TemporaryDirectory() as tmp:
-        log("SQLite file, 1 worker")
-        runs.append(lifecycles(f"sqlite:///{tmp}/lifecycle.db", 1, args.seconds))
-        log(json.dumps(runs[-1]))
+    if not args.skip_lifecycles:
+        with tempfile.TemporaryDirectory() as tmp:
+            log("SQLite file, 1 worker")
+            runs.append(lifecycles(f"sqlite:///{tmp}/lifecycle.db", 1, args.seconds))
+            log(json.dumps(runs[-1]))
     report: dict[str, Any] = {"benchmark": "case lifecycles", "date": datetime.now().date().isoformat(),
                               "cpus": os.cpu_count(), "lifecycles": runs}  # fmt: skip
     if not args.skip_million:
         prepare(args.pg)
+        add_units(args.pg, args.units)
         log("10,000 cases")
         bulk_cases(args.pg, 10_000, 1)
         small = time_queries(args.pg, args.repeat)
