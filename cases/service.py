@@ -382,8 +382,7 @@ class DegreeFlow:
                 field="unit",
                 rule="departments_registered",
             )
-        with self.db.connect() as conn:
-            name = conn.execute(select(ORGS.c.name).where(ORGS.c.code == unit)).scalar_one()
+        name = found[0]["unit_name"]  # every department row carries its unit's name
         return unit_forms.render_html(
             unit_forms.context(unit, name, found, self.clock.today()), inline_css=inline_css
         )

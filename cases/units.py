@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from cases.degree_record import LEVEL_DIGIT, LEVEL_NAMES, degree_level
 from db.clock import to_utc
-from db.models import Deadline, DegreeRecord, Department, Organisation, OutboxMessage, User
+from db.models import Case, CaseEvent, Deadline, DegreeRecord, Department, Organisation, OutboxMessage, User
 from workflow import FireContext, Forbidden, InvalidPayload, NotFound
 
 DEPARTMENTS = Department.__table__
@@ -68,6 +68,15 @@ def _choices(values: Iterable[str] | None, allowed: Sequence[str], field: str, l
     return [] if len(chosen) == len(allowed) else chosen
 
 
+def _unit(conn: Connection, unit_code: str) -> Any:
+    unit = conn.execute(select(ORGS).where(ORGS.c.code == unit_code)).first()
+    if unit is None or unit.kind != "unit":
+        raise NotFound(
+            f"字段 unit（学位授予单位）：单位 {unit_code} 不存在", field="unit", rule="unit_exists"
+        )
+    return unit
+
+
 def add_department(
     conn: Connection,
     unit_code: str,
@@ -80,11 +89,7 @@ def add_department(
     head_name: str = "",
     now: datetime,
 ) -> dict[str, Any]:
-    unit = conn.execute(select(ORGS).where(ORGS.c.code == unit_code)).first()
-    if unit is None or unit.kind != "unit":
-        raise NotFound(
-            f"字段 unit（学位授予单位）：单位 {unit_code} 不存在", field="unit", rule="unit_exists"
-        )
+    unit = _unit(conn, unit_code)
     name = (name or "").strip()
     if not name or len(name) > NAME_MAX or not name.isprintable():
         raise InvalidPayload(
@@ -139,12 +144,14 @@ def add_department(
     return department(conn, int(department_id))
 
 
+# Departments with their unit's code and name.
+_DEPARTMENTS_OF_UNITS = select(
+    DEPARTMENTS, ORGS.c.code.label("unit_code"), ORGS.c.name.label("unit_name")
+).join(ORGS, ORGS.c.id == DEPARTMENTS.c.unit_id)
+
+
 def department(conn: Connection, department_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        select(DEPARTMENTS, ORGS.c.code.label("unit_code"), ORGS.c.name.label("unit_name"))
-        .join(ORGS, ORGS.c.id == DEPARTMENTS.c.unit_id)
-        .where(DEPARTMENTS.c.id == department_id)
-    ).first()
+    row = conn.execute(_DEPARTMENTS_OF_UNITS.where(DEPARTMENTS.c.id == department_id)).first()
     if row is None:
         raise NotFound(f"部门 #{department_id} 不存在", field="department", rule="department_exists")
     return _as_dict(row)
@@ -152,10 +159,7 @@ def department(conn: Connection, department_id: int) -> dict[str, Any]:
 
 def departments(conn: Connection, unit_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(DEPARTMENTS, ORGS.c.code.label("unit_code"), ORGS.c.name.label("unit_name"))
-        .join(ORGS, ORGS.c.id == DEPARTMENTS.c.unit_id)
-        .where(DEPARTMENTS.c.unit_id == unit_id)
-        .order_by(DEPARTMENTS.c.id)
+        _DEPARTMENTS_OF_UNITS.where(DEPARTMENTS.c.unit_id == unit_id).order_by(DEPARTMENTS.c.id)
     ).all()
     return [_as_dict(row) for row in rows]
 
@@ -403,11 +407,7 @@ def department_for_account(
 
 def departments_with_accounts(conn: Connection, unit_code: str) -> list[dict[str, Any]]:
     users = User.__table__
-    unit = conn.execute(select(ORGS).where(ORGS.c.code == unit_code)).first()
-    if unit is None or unit.kind != "unit":
-        raise NotFound(
-            f"字段 unit（学位授予单位）：单位 {unit_code} 不存在", field="unit", rule="unit_exists"
-        )
+    unit = _unit(conn, unit_code)
     found = departments(conn, unit.id)
     accounts = conn.execute(
         select(
@@ -435,8 +435,6 @@ def verification_counts(
 ) -> list[dict[str, Any]]:
     """Verification tasks answered (`answer` of authentication cases, a dispute's second answer included) from
     `start` (inclusive) to `end` (exclusive), per unit and the answering account's department."""
-    from db.models import Case, CaseEvent
-
     cases, events, users = Case.__table__, CaseEvent.__table__, User.__table__
     query = (
         select(
