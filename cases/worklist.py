@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, cast, false, func, or_, select, true, tuple_
+from sqlalchemy import String, and_, bindparam, cast, false, func, or_, select, true, tuple_, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -148,7 +148,6 @@ class _QueueStatements:
 
     dated: Any
     undated: Any
-    unit_page: Any
     count_dated: Any
     count: Any
 
@@ -161,14 +160,9 @@ def _queue_statements(scope_kind: str, pairs: tuple[tuple[str, str], ...]) -> _Q
     dated = and_(waiting, CASES.c.next_due_at.is_not(None))
     base = _base_columns()
     page_limit, page_offset = bindparam("page_limit"), bindparam("page_offset")
-
-    def capped(where: ColumnElement[bool], cap: bool) -> Any:
-        inner = select(CASES.c.id).where(where)
-        if cap:
-            inner = inner.limit(bindparam("count_cap"))
-        return select(func.count()).select_from(inner.subquery())
-
     return _QueueStatements(
+        # Read in due order from an index of open cases (a unit's own: ix_cases_unit_queue(_open)), so a page
+        # reads about as many rows as it shows, with a thousand cases or a million.
         dated=base.where(dated)
         .order_by(CASES.c.next_due_at, CASES.c.id)
         .limit(page_limit)
@@ -177,15 +171,26 @@ def _queue_statements(scope_kind: str, pairs: tuple[tuple[str, str], ...]) -> _Q
         .order_by(CASES.c.id)
         .limit(page_limit)
         .offset(page_offset),
-        # One unit's open cases are few: read them by organisation (ix_cases_org_queue) and sort them in one
-        # query. (A range on next_due_at would make SQLite walk every open case in due order instead.)
-        unit_page=base.where(waiting)
-        .order_by(CASES.c.next_due_at.is_(None), CASES.c.next_due_at, CASES.c.id)
-        .limit(page_limit)
-        .offset(page_offset),
-        count_dated=capped(dated, False),
-        count=capped(waiting, True),
+        count_dated=select(func.count()).select_from(select(CASES.c.id).where(dated).subquery()),
+        count=_capped_count(scope_kind, pairs),
     )
+
+
+def _capped_count(scope_kind: str, pairs: tuple[tuple[str, str], ...]) -> Any:
+    """How many cases wait in these (type, state) pairs, counted up to the `count_cap` parameter.
+
+    One branch per pair, each a range of ix_cases_open_kind (or ix_cases_org_queue for a unit) read in the
+    index alone, and the count stops at the cap: a queue of 1,000,000 open cases costs what one of 1,000 does.
+    (A single `(type, state) IN (...)` made PostgreSQL build a bitmap of every matching open case first.)"""
+    branches = [
+        select(CASES.c.id).where(
+            CASES.c.closed_at.is_(None), CASES.c.type == kind, CASES.c.state == state, _scope(scope_kind)
+        )
+        for kind, state in pairs
+    ]
+    waiting = union_all(*branches).subquery() if len(branches) > 1 else branches[0].subquery()
+    capped = select(waiting.c.id).limit(bindparam("count_cap")).subquery()
+    return select(func.count()).select_from(capped)
 
 
 def queue(
@@ -193,9 +198,8 @@ def queue(
 ) -> tuple[list[dict[str, Any]], int]:
     """Open cases waiting on this person, most urgent deadline first, then the ones without a deadline.
 
-    Both parts are read in the order of the `ix_cases_queue` index (open cases by next due time), so a page
-    costs about the same with a thousand or a million cases. The total is counted up to `count_cap` (the page
-    shows "1000+" beyond)."""
+    Both parts are read in index order (open cases by next due time), so a page costs about the same with a
+    thousand or a million cases. The total is counted up to `count_cap` (the page shows "1000+" beyond)."""
     pairs = tuple(actionable(actor))
     if not pairs:
         return [], 0
@@ -204,16 +208,13 @@ def queue(
     params = {"scope_org": actor.org_id, "page_limit": limit, "page_offset": offset, "count_cap": count_cap}
     if scope_kind == _DEPARTMENT:
         params["scope_department"] = actor.department_id
-    if actor.org_kind == UNIT:
-        rows = conn.execute(statements.unit_page, params).all()
-    else:
-        rows = conn.execute(statements.dated, params).all()
-        if len(rows) < limit:
-            dated_total = (
-                offset + len(rows) if rows else int(conn.execute(statements.count_dated, params).scalar_one())
-            )
-            more = {**params, "page_limit": limit - len(rows), "page_offset": max(offset - dated_total, 0)}
-            rows += conn.execute(statements.undated, more).all()
+    rows = conn.execute(statements.dated, params).all()
+    if len(rows) < limit:
+        dated_total = (
+            offset + len(rows) if rows else int(conn.execute(statements.count_dated, params).scalar_one())
+        )
+        more = {**params, "page_limit": limit - len(rows), "page_offset": max(offset - dated_total, 0)}
+        rows += conn.execute(statements.undated, more).all()
     total = int(conn.execute(statements.count, params).scalar_one())
     return [_row(row) for row in rows], total
 

@@ -95,3 +95,29 @@ def test_search_by_certificate_uses_the_reference_and_falls_back_to_batches(flow
     fire(flow, batch, "supplement", "submit", "collector")  # Form 1 lists 1059342023001101
     rows, total = flow.search_cases("prov45", text="1059342023001101")
     assert total == 1 and rows[0]["id"] == batch
+
+
+def test_queue_pages_run_dated_then_undated_and_the_total_stops_at_the_cap(flow):
+    from cases import worklist
+    from cases.service import load_actor
+
+    dated = [open_case(flow, "revocation", decision_date=f"2026-11-{day:02d}") for day in (12, 10, 11)]
+    undated = [open_case(flow, "errata"), open_case(flow, "errata")]  # a draft has no deadline yet
+    open_case(flow, "photo")  # 10593's: never counted for 10635
+    everything, total = flow.queue("10635XW01")
+    ids = [r["id"] for r in everything]
+    assert total == 5 and sorted(ids) == sorted(dated + undated)
+    assert (
+        sorted(ids[:3]) == sorted(dated) and ids[0] == dated[1]
+    )  # most urgent first, the undated after them
+    assert [(r["due"]["date"], r["id"]) for r in everything[:3]] == sorted(
+        (r["due"]["date"], r["id"]) for r in everything[:3]
+    )
+    assert all(r["due"] is None for r in everything[3:])
+    paged = [r["id"] for page in range(3) for r in flow.queue("10635XW01", limit=2, offset=2 * page)[0]]
+    assert paged == ids  # pages cut across the dated and the undated part without loss or repeat
+    with flow.db.connect() as conn:
+        actor = load_actor(conn, "10635XW01")
+        assert worklist.queue(conn, actor, count_cap=3)[1] == 3  # "3+": counting stops at the cap
+        assert worklist.queue(conn, actor, count_cap=5)[1] == 5
+        assert len(worklist.queue(conn, actor, count_cap=2)[0]) == 5  # the cap bounds the count, not the page
