@@ -18,11 +18,14 @@ session signs in as a browser does (GET /login for the CSRF token, POST /login).
   per user kind: requests/s and latency p50/p90/p99 in ms, for a province reviewer (`prov50`: a third of all
   cases are in its scope), a unit collector (`10635XW01`) and the national office (`xwb01`), and for
   `/api/v1/queue`. wrk checks the status only; the page content is checked once before.
-* with think time: U Python threads, each loading `/queue` as prov50 and then reading it for 0.5-1.5 x
-  THINK seconds (default 1 s), as people at their desks do; W = 2.
+* with think time: U users, each loading `/queue` as prov50 and then reading it for 0.5-1.5 x THINK seconds
+  (default 1 s), as people at their desks do; W = 2, for twice the duration. wrk does this with a `delay()`
+  script when installed (the latency excludes the wait), else U Python threads (whose own GIL contention, on
+  the same two cores, shows in their tail: measured 100-200 ms p99 where wrk measured 30-40 ms).
 
 Goal (issue 6): p99 under 100 ms at 20 concurrent users on the work-queue page. `meets_goal` applies it to the
-stricter closed loop with W = 2.
+stricter closed loop with W = 2 (20 connections without a pause: some 250 page loads a second, the traffic of
+far more than 20 people); `meets_goal_with_think_time` to 20 users at their desks.
 
 Usage: ``python bench/bench_web.py [--cases 100000] [--users 20] [--duration 15] [--workers 1 2]
 [--generator auto|wrk|python] [--think 1.0] [--quick]``; ``--quick`` is 10,000 cases and 5 s. Prints one JSON object on stdout (progress on stderr).
@@ -202,16 +205,27 @@ def load(
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def wrk(base: str, username: str, path: str, marker: str, users: int, duration: float) -> dict[str, Any]:
-    """The same load with wrk (C, two threads): the generator then takes little of the machine's two cores."""
+def wrk(
+    base: str, username: str, path: str, marker: str, users: int, duration: float, think: float = 0.0
+) -> dict[str, Any]:
+    """The same load with wrk (C, two threads): the generator then takes little of the machine's two cores.
+    With `think`, each connection waits 0.5-1.5 x THINK seconds between requests (wrk's `delay()` hook; the
+    wait is not part of the latency)."""
     client = signed_in(base, username)
     page = client.get(path)
     assert page.status_code == 200 and marker in page.text, page.status_code
     cookie = client.cookies["degreeflow_session"]
     client.close()
+    script: list[str] = []
+    if think:
+        lua = Path(tempfile.mkdtemp(prefix="bench_web_wrk_")) / "think.lua"
+        lua.write_text(
+            f"function delay()\n  return math.random({int(think * 500)}, {int(think * 1500)})\nend\n"
+        )
+        script = ["-s", str(lua)]
     done = subprocess.run(
-        ["wrk", "-t2", f"-c{users}", f"-d{int(duration)}s", "--latency", "-H", f"Cookie: degreeflow_session={cookie}",
-         base + path], capture_output=True, text=True, check=True,
+        ["wrk", "-t2", f"-c{users}", f"-d{int(duration)}s", "--latency", *script,
+         "-H", f"Cookie: degreeflow_session={cookie}", base + path], capture_output=True, text=True, check=True,
     )  # fmt: skip
     out = done.stdout
     pattern = r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$"
@@ -219,7 +233,8 @@ def wrk(base: str, username: str, path: str, marker: str, users: int, duration: 
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     return {
-        "generator": "wrk -t2", "user": username, "path": path, "concurrent_users": users,
+        "generator": f"wrk -t2, think time {think:g} s" if think else "wrk -t2",
+        "user": username, "path": path, "concurrent_users": users,
         "requests": int(re.search(r"(\d+) requests in", out)[1]),  # type: ignore[index]
         "errors": int(bad[1]) if bad else 0, "socket_errors": errors[0] if errors else None,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
@@ -277,7 +292,9 @@ def main() -> None:
                 log(json.dumps(result, ensure_ascii=False))
             if args.think and workers == max(args.workers):
                 log(f"{args.users} users with ~{args.think:g} s think time: GET /queue as prov50")
-                result = load(base, "prov50", "/queue", "待我办理", args.users, args.duration, args.think)
+                result = measure(
+                    base, "prov50", "/queue", "待我办理", args.users, 2 * args.duration, args.think
+                )
                 result["server_workers"] = workers
                 results.append(result)
                 log(json.dumps(result, ensure_ascii=False))
@@ -286,10 +303,13 @@ def main() -> None:
             server.wait(timeout=30)
     page = [r for r in results if r.get("path") == "/queue" and r["server_workers"] == max(args.workers)
             and "think" not in r.get("generator", "")]  # fmt: skip
+    thinking = [r for r in results if "think" in r.get("generator", "")]
     print(json.dumps({
         "benchmark": "web work queue", "date": date.today().isoformat(), "python": platform.python_version(),
         "cpus": os.cpu_count(), "data": data, "results": results, "goal_p99_ms": GOAL_P99_MS,
         "meets_goal": bool(page) and all(r.get("errors") == 0 and r["p99_ms"] < GOAL_P99_MS for r in page),
+        "meets_goal_with_think_time": bool(thinking)
+        and all(r.get("errors") == 0 and r["p99_ms"] < GOAL_P99_MS for r in thinking),
     }, ensure_ascii=False, indent=2))  # fmt: skip
 
 

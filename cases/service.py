@@ -582,7 +582,10 @@ class DegreeFlow:
             )
 
     # -- what one person sees -----------------------------------------------------------------------------
-    def queue(self, as_user: str | int, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def queue(
+        self, as_user: str | int | Actor, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The person's work queue (`as_user` may be the Actor a web request has just loaded: no second lookup)."""
         with self.db.connect() as conn:
             rows, total = worklist.queue(conn, load_actor(conn, as_user), limit=limit, offset=offset)
         return self._listed_rows(rows), total

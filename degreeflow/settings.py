@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=8, ge=1, le=72, description="Hours a web session lasts")
     data_dir: str = Field(default="var", description="Directory for uploaded attachments and import files")
     max_upload_mb: int = Field(default=20, ge=1, le=500, description="Largest accepted upload (MB)")
+    web_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests one web process works on at once; the others wait their turn in arrival order",
+    )
     letter_fonts: str = Field(
         default='FangSong, "仿宋_GB2312", "Noto Serif CJK SC"',
         description="Font family stack of letter bodies (the first installed one is used)",

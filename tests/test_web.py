@@ -370,3 +370,18 @@ def test_departments_page_forms_and_fee_statement(flow, site):
     row = [c.value for c in sheet[3]]
     assert (row[0], row[2], row[3]) == ("10611", "研究生院", 1) and sheet.cell(sheet.max_row, 4).value == 1
     assert center.get("/departments", params={"unit": "10611"}).status_code == 200
+
+
+def test_a_web_process_works_on_at_most_web_threads_requests_at_once(flow, tmp_path):
+    import anyio
+    import anyio.to_thread
+
+    app = create_app(flow, Settings(demo=True, data_dir=str(tmp_path), web_threads=3))
+
+    async def tokens_while_serving() -> float:
+        async with app.router.lifespan_context(app):  # what uvicorn runs at start
+            return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert anyio.run(tokens_while_serving) == 3  # page handlers beyond three wait their turn, in order
+    with pytest.raises(ValueError, match="web_threads"):
+        Settings(web_threads=0)

@@ -109,7 +109,7 @@ def router(
     def queue(
         request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_ID)
     ) -> dict[str, Any]:
-        rows, total = flow.queue(who(request).id, limit=limit, offset=offset)
+        rows, total = flow.queue(who(request), limit=limit, offset=offset)
         return {"total": total, "total_is_capped": total >= worklist.COUNT_CAP, "cases": rows}
 
     @api.get("/cases", summary="案件列表（按类型、状态、单位筛选，按证书编号或姓名搜索）")

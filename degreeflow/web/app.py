@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import anyio.to_thread
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -107,6 +108,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        # Page handlers run in worker threads. Python runs one thread at a time, so forty threads (the default)
+        # only take turns mid-request and queue for database connections: a few, served in arrival order, give
+        # the same throughput with a far shorter tail (bench/bench_web.py).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         running = None
         if scheduler:
             from degreeflow.jobs import sweep_scheduler
@@ -302,7 +307,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     def queue_page(request: Request, page_no: PageNo = 1) -> Response:
         actor = require(request)
         page_no = max(page_no, 1)
-        rows, total = flow.queue(actor.id, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+        rows, total = flow.queue(actor, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
         return page(request, "queue.html", {"user": actor, "rows": rows, "total": total, "page_no": page_no,
                                             "count_cap": worklist.COUNT_CAP,
                                             "pages": max(1, -(-total // PAGE_SIZE))})  # fmt: skip
