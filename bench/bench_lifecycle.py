@@ -176,14 +176,15 @@ def bulk_cases(url: str, n: int, first_id: int) -> None:
                 payload = json.dumps({"cert_no": cert_no, "name": f"学生{case_id}"}, ensure_ascii=False)
                 reference = cert_no if defn.reference_field else None  # as the engine keeps it
                 cases.append((case_id, t, state, "2020", rng.choice(units), payload, 2, opener, opened, opened,
-                              opened if closed else None, 1, "x" * 64, None if closed else due, reference))  # fmt: skip
+                              opened if closed else None, 1, "x" * 64, None if closed else due, reference,
+                              f"学生{case_id}"))  # fmt: skip
                 if not closed:
                     deadlines.append((case_id, "limit", "办理时限", "province", 30, True, due.date(), due.date(), 30,
                                       due.date(), due, False, "breached" if due < NOW else "running"))  # fmt: skip
             cur.executemany(
                 "insert into cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
-                "updated_at, closed_at, last_seq, head_hash, next_due_at, reference) values "
-                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", cases,
+                "updated_at, closed_at, last_seq, head_hash, next_due_at, reference, summary) values "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", cases,
             )  # fmt: skip
             cur.executemany(
                 "insert into deadlines (case_id, name, label, owner, days, working, start_date, basis_date, "

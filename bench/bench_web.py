@@ -95,7 +95,8 @@ def build(path: Path, n: int, seed: int) -> dict[str, Any]:
         opened = now_utc - timedelta(days=rng.randint(0, 400), minutes=rng.randint(0, 1440))
         payload = {"cert_no": f"{rng.randint(10000, 99999)}42021{case_id:07d}", "name": f"学生{case_id}"}
         case_rows.append((case_id, case_type, state, "2020", rng.choice(units), json.dumps(payload, ensure_ascii=False),
-                          2, opener, opened, opened, opened if closed else None, 1, "x" * 64))  # fmt: skip
+                          2, opener, opened, opened, opened if closed else None, 1, "x" * 64,
+                          defn.reference_of(payload), defn.summary_of(payload)))  # as the engine keeps them # fmt: skip
         if not closed:
             due = NOW.date() + timedelta(days=rng.randint(-20, 30))
             due_at = datetime(due.year, due.month, due.day, 15, 59, 59)  # 23:59:59 in Beijing, as UTC
@@ -105,7 +106,7 @@ def build(path: Path, n: int, seed: int) -> dict[str, Any]:
     with conn:
         conn.executemany(
             "insert into cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
-            "updated_at, closed_at, last_seq, head_hash) values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "updated_at, closed_at, last_seq, head_hash, reference, summary) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             case_rows,
         )
         conn.executemany(

@@ -130,6 +130,9 @@ class Case(SQLModel, table=True):
     next_due_at: datetime | None = _ts(nullable=True)
     # The case's reference (the certificate number for every case type), copied from the payload on every step.
     reference: str | None = Field(default=None, max_length=64, index=True)
+    # What lists show as the subject (a name, or "N 条" for a batch), copied from the payload on every step:
+    # lists never read the payload, which for a batch holds thousands of records.
+    summary: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
 
 
 class CaseEvent(SQLModel, table=True):

@@ -4,6 +4,8 @@ adopted only when its schema already agrees."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text, update
 
@@ -111,4 +113,48 @@ def test_revision_0002_fills_the_reference_of_existing_cases(engine):
     with engine.connect() as conn:
         refs = dict(conn.execute(text("SELECT id, reference FROM cases ORDER BY id")).all())
     assert refs == {1: "1063542021000321", 2: None}  # a supplement lists many people: no single reference
+    assert differences(engine) == []
+
+
+def test_revision_0006_fills_the_summary_lists_show(engine):
+    from datetime import UTC, datetime
+
+    from cases import registry
+
+    upgrade(engine, "0005")
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    payloads = {
+        1: ("revocation", {"cert_no": "1063542021000321", "name": "钱某"}),
+        2: ("authentication", {"applicant_name": "孙小明", "name": ""}),
+        3: ("supplement", {"records": [{"name": "甲"}, {"name": "乙"}, {"name": "丙"}]}),
+        4: ("photo", {"people": [], "changes": [{"field": "name"}]}),
+        5: ("errata", {"cert_no": "1063542025000789", "records": "not a list"}),
+        6: ("revocation", {"name": "长" * 150}),
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organisations (id, code, name, kind, organ_code, created_at) "
+                 "VALUES (1, '10635', '西南大学', 'unit', '', :now)"), {"now": now},
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO users (id, username, name, role, org_id, active, created_at, phone, mobile, fax, "
+                 "address) VALUES (1, '10635XW01', '何莹', 'collector', 1, true, :now, '', '', '', '')"), {"now": now},
+        )  # fmt: skip
+        for case_id, (case_type, payload) in payloads.items():
+            conn.execute(
+                text("INSERT INTO cases (id, type, state, rule_set, org_id, payload, version, opened_by, opened_at, "
+                     "updated_at, last_seq, head_hash) VALUES (:id, :type, 'draft', '2020', 1, :payload, 1, 1, :now, "
+                     ":now, 1, '')"),
+                {"id": case_id, "type": case_type, "now": now, "payload": json.dumps(payload, ensure_ascii=False)},
+            )  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        summaries = dict(conn.execute(text("SELECT id, summary FROM cases ORDER BY id")).all())
+    # The same rule as the engine's on every step (ProcessDefinition.summary_of), case by case.
+    expected = {i: registry.DEFINITIONS[t].summary_of(p) for i, (t, p) in payloads.items()}
+    assert summaries == expected
+    assert (
+        expected[1] == "钱某" and expected[2] == "孙小明" and expected[3] == "3 条" and expected[4] == "1 条"
+    )
+    assert expected[5] == "" and len(expected[6]) == 100
     assert differences(engine) == []

@@ -115,6 +115,30 @@ class CaseMachine(RuleBasedStateMachine):
         if hasattr(self, "flow"):
             assert next_due_problems(self.flow) == []
 
+    @invariant()
+    def listed_columns_follow_the_payload(self) -> None:
+        """cases.reference and cases.summary, kept by every step for lists, follow the case data."""
+        if hasattr(self, "flow"):
+            assert copied_column_problems(self.flow) == []
+
+
+def copied_column_problems(flow) -> list[tuple[int, str, object, object]]:  # type: ignore[no-untyped-def]
+    from db import Case
+
+    cases = Case.__table__
+    with flow.db.connect() as conn:
+        rows = conn.execute(
+            select(cases.c.id, cases.c.type, cases.c.payload, cases.c.reference, cases.c.summary)
+        )
+        problems = []
+        for row in rows:
+            defn = DEFINITIONS[row.type]
+            for column, kept, expected in [("reference", row.reference, defn.reference_of(row.payload)),
+                                           ("summary", row.summary, defn.summary_of(row.payload))]:  # fmt: skip
+                if kept != expected:
+                    problems.append((row.id, column, kept, expected))
+    return problems
+
 
 def next_due_problems(flow) -> list[tuple[int, object, object]]:  # type: ignore[no-untyped-def]
     from db import Case, Deadline, to_utc

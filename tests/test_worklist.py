@@ -121,3 +121,18 @@ def test_queue_pages_run_dated_then_undated_and_the_total_stops_at_the_cap(flow)
         assert worklist.queue(conn, actor, count_cap=3)[1] == 3  # "3+": counting stops at the cap
         assert worklist.queue(conn, actor, count_cap=5)[1] == 5
         assert len(worklist.queue(conn, actor, count_cap=2)[0]) == 5  # the cap bounds the count, not the page
+
+
+def test_lists_show_a_name_or_a_batch_size_kept_on_every_step(flow):
+    from tests.helpers import PHOTO
+    from tests.test_stateful import copied_column_problems
+
+    revocation = open_case(flow, "revocation")
+    photo = open_case(flow, "photo")
+    assert flow.queue("10593XW01")[0][0]["subject"] == ""  # a draft batch lists no one yet
+    fire(flow, photo, "photo", "submit", "collector")  # the step brings the people
+    rows = {r["id"]: r for r in flow.search_cases("xwb01")[0]}
+    assert rows[photo]["subject"] == f"{len(PHOTO['people'])} 条" and rows[photo]["cert_no"] == ""
+    assert rows[revocation]["subject"] == OPEN_DATA["revocation"]["name"]
+    assert rows[revocation]["cert_no"] == OPEN_DATA["revocation"]["cert_no"]
+    assert copied_column_problems(flow) == []

@@ -23,6 +23,7 @@ from transitions import Machine
 from workflow.fields import FieldRule
 
 OPEN_TRIGGER = "open"
+SUMMARY_LENGTH = 100  # characters of `cases.summary`
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,22 @@ class ProcessDefinition:
     def reference_of(self, payload: Mapping[str, Any]) -> str | None:
         value = payload.get(self.reference_field) if self.reference_field else None
         return str(value).strip()[:64] or None if value not in (None, "") else None
+
+    # What lists show as the case's subject, copied to `cases.summary` on every step (so a list never reads
+    # the payload, which for a batch holds thousands of records): the first non-empty of `summary_fields`,
+    # else how many items the first non-empty list of `summary_lists` holds.
+    summary_fields: tuple[str, ...] = ("name", "applicant_name")
+    summary_lists: tuple[str, ...] = ("records", "people", "changes")
+
+    def summary_of(self, payload: Mapping[str, Any]) -> str:
+        for key in self.summary_fields:
+            if payload.get(key):
+                return str(payload[key])[:SUMMARY_LENGTH]
+        for key in self.summary_lists:
+            items = payload.get(key)
+            if isinstance(items, list) and items:
+                return f"{len(items)} 条"
+        return ""
 
     # -- look-ups -------------------------------------------------------------------------------------
     @cached_property

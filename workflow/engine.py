@@ -110,7 +110,17 @@ _ACTOR_QUERY = select(
 _CASE_BY_ID = _CASE_QUERY.where(CASES.c.id == bindparam("case_id"))
 _ACTOR_BY_ID = _ACTOR_QUERY.where(USERS.c.id == bindparam("who"))
 _ACTOR_BY_USERNAME = _ACTOR_QUERY.where(USERS.c.username == bindparam("who"))
-_CASE_SET = ("state", "payload", "version", "updated_at", "closed_at", "last_seq", "head_hash", "reference")
+_CASE_SET = (
+    "state",
+    "payload",
+    "version",
+    "updated_at",
+    "closed_at",
+    "last_seq",
+    "head_hash",
+    "reference",
+    "summary",
+)
 _EVENT_COLUMNS = ("case_id", "seq", "at", "actor_id", "actor_name", "trigger", "from_state", "to_state", "note",
                   "payload", "prev_hash", "hash")  # fmt: skip
 # The version guard makes this the optimistic lock: a stale writer matches no row.
@@ -160,9 +170,6 @@ def load_case_and_actor(conn: Connection, case_id: int, who: str | int | Actor) 
             return case, Actor(*values[_CASE_FIELDS:])
     # Cold path (or a missing case or user): separate queries say which one is missing.
     return load_case(conn, case_id), load_actor(conn, who)
-
-
-_INSERT_CASE = insert(CASES)
 
 
 def _insert_event(conn: Connection, event: Mapping[str, Any]) -> int:
@@ -331,6 +338,7 @@ class WorkflowEngine:
                     last_seq=1,
                     head_hash="",
                     reference=defn.reference_of(data),
+                    summary=defn.summary_of(data),
                 ),
             ).inserted_primary_key[0]
             event = self._event(case_id, 1, now, who, OPEN_TRIGGER, "", defn.initial, note, data, GENESIS)
@@ -452,6 +460,7 @@ class WorkflowEngine:
                     "v_last_seq": seq,
                     "v_head_hash": prev_hash,
                     "v_reference": defn.reference_of(merged),
+                    "v_summary": defn.summary_of(merged),
                 },
             )
             if updated != 1:
