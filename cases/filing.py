@@ -387,7 +387,9 @@ def _joint_unit(ctx: FireContext) -> None:
         )
 
 
-DATA = FieldRule("data", "学位授予信息（本批次记录）", kind="list", hint="每条为一条学位授予信息")
+DATA = FieldRule(
+    "data", "学位授予信息（本批次记录）", kind="list", hint="每条为一条学位授予信息", file_rows=True
+)
 BATCH_FIELDS = (
     DATA,
     FieldRule(

@@ -153,15 +153,37 @@ def test_a_revocation_end_to_end_in_the_browser(chromium, sqlite_flow, tmp_path,
 
 
 def test_a_filing_batch_in_the_browser(chromium, sqlite_flow, tmp_path, shots):
-    """A 2024 batch after the collector's submit, as the unit's second person sees it: the state diagram, the
-    batch, and the formal submission (verify) that needs the supervising leader's one-time code; the code is
-    requested on the page and read from the leader's inbox, then the batch is filed."""
+    """A 2024 batch: the collector submits it as a spreadsheet on the case page; the unit's second person sees
+    the state diagram, the batch, and the formal submission (verify) that needs the supervising leader's
+    one-time code; the code is requested on the page and read from the leader's inbox, then the batch is filed."""
+    from openpyxl import Workbook
+
+    from cases.degree_record import COLUMN
+
     opened = sqlite_flow.open_case("filing", "10635", "10635XW01", OPEN_DATA["filing"])
     case_id = opened.case_id
-    sqlite_flow.fire(case_id, "submit", "10635XW01", payload={"data": FILING_DATA})
+    keys = list(FILING_DATA[0])
+    book = Workbook()
+    book.active.append([COLUMN[k] for k in keys])
+    for row in FILING_DATA:
+        book.active.append([row.get(k, "") for k in keys])
+    batch = tmp_path / "本批次.xlsx"
+    book.save(batch)
     with serve(sqlite_flow, tmp_path / "data") as base:
         context = chromium.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
         page = context.new_page()
+        sign_in(page, base, "10635XW01")
+        page.goto(f"{base}/cases/{case_id}")
+        page.set_input_files("#submit-f-data", str(batch))
+        page.locator("#step-submit").scroll_into_view_if_needed()
+        snap(page, shots, "09-filing-upload")
+        page.click("#step-submit button[type=submit]")
+        page.wait_for_selector("text=已办理")  # the flash after the redirect: the step is done
+        assert sqlite_flow.show(case_id)["state"] == "unit_check"
+        assert [r["cert_no"] for r in sqlite_flow.show(case_id)["payload"]["data"]] == [
+            r["cert_no"] for r in FILING_DATA
+        ]
+        sign_out(page)
         sign_in(page, base, "10635XW02")
         page.goto(f"{base}/cases/{case_id}")
         assert (

@@ -9,6 +9,7 @@ joint bachelor's degrees. Real SQLite file and PostgreSQL.
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 import pytest
@@ -496,3 +497,64 @@ def test_a_2024_batch_through_the_json_api_and_the_case_page(sqlite_flow, tmp_pa
         assert page.status_code == 200 and "学位授予信息报送" in page.text and "已备案入库" in page.text
         assert browser.get("/cases/new/filing").status_code == 200
     assert_filed_and_queryable(flow, case_id, rows)
+
+
+def test_a_batch_uploaded_as_a_spreadsheet_on_the_case_page(sqlite_flow, tmp_path):
+    """The collector submits the batch as a CSV (GB18030) or XLSX file with the Chinese column names, as for
+    `records import`; a bad record or a bad file is refused next to the file input and changes nothing."""
+    import csv
+
+    from openpyxl import Workbook
+
+    from cases.degree_record import COLUMN
+    from tests.live import Browser, serve
+
+    flow = sqlite_flow
+    rows = batch_2024()
+    keys = list(rows[0])
+
+    def csv_file(records: list[dict[str, str]]) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([COLUMN[k] for k in keys])
+        writer.writerows([[r.get(k, "") for k in keys] for r in records])
+        return out.getvalue().encode("gb18030")
+
+    def xlsx_file(records: list[dict[str, str]]) -> bytes:
+        book = Workbook()
+        book.active.append([COLUMN[k] for k in keys])
+        for r in records:
+            book.active.append([r.get(k, "") for k in keys])
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+
+    with serve(flow, tmp_path / "data") as base:
+        browser = Browser(base)
+        browser.login(COLLECTOR)
+        case_id = open_filing(flow, "2026-11-18")
+        page = browser.get(f"/cases/{case_id}")
+        assert 'name="data__file"' in page.text and 'enctype="multipart/form-data"' in page.text
+
+        def submit(name: str, content: bytes):  # type: ignore[no-untyped-def]
+            version = flow.show(case_id)["version"]
+            return browser.post(f"/cases/{case_id}/steps/submit", {"version": str(version)},
+                                files={"data__file": (name, content)})  # fmt: skip
+
+        for name, content, words in [
+            ("批次.csv", csv_file([rows[0], rows[1] | {"gender": "M"}]), f"第 2 条（{rows[1]['cert_no']}）"),
+            ("批次.txt", b"x", "只接受 .csv 或 .xlsx"),
+            ("批次.xlsx", b"not a workbook", "无法读取文件"),
+            ("批次.csv", "姓名,爱好\n王芳,游泳\n".encode(), "爱好"),
+            ("批次.csv", csv_file([]), "没有记录"),
+        ]:
+            refused = submit(name, content)
+            assert refused.status_code == 422, (name, refused.status_code)
+            assert words in refused.text and 'id="submit-err-data"' in refused.text, name
+            assert flow.show(case_id)["state"] == "draft" and "data" not in flow.show(case_id)["payload"]
+        accepted = submit("批次.xlsx", xlsx_file(rows))
+        assert accepted.status_code == 303, accepted.text[-500:]
+        case = flow.show(case_id)
+        assert case["state"] == "unit_check"
+        assert [r["cert_no"] for r in case["payload"]["data"]] == [r["cert_no"] for r in rows]
+        assert not any((tmp_path / "data" / "uploads").glob("*/*"))  # the file is not kept

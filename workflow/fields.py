@@ -48,6 +48,8 @@ class FieldRule:
     `fresh`: the value must come with the step itself (a rejection's reason, not an earlier one).
     `check`: an extra validator returning a Chinese message when the value is wrong.
     `max_length`: the longest text accepted (default TEXT_MAX, or NOTE_TEXT_MAX when the note may supply it).
+    `file_rows`: a list of degree records whose rows may come from a record file (CSV or XLSX with the Chinese
+    column names of seed 003), as the web form offers it.
     A text field takes a string (an integer is taken as its digits); dates lie within DATE_MIN..DATE_MAX.
     """
 
@@ -63,6 +65,7 @@ class FieldRule:
     check: Callable[[Any], str | None] | None = None
     hint: str = ""
     max_length: int | None = None
+    file_rows: bool = False
 
     @property
     def text_limit(self) -> int:

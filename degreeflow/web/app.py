@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import secrets
+import shutil
 import threading
 import uuid
 from contextlib import asynccontextmanager
@@ -344,6 +345,61 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     def _open_fields(case_type: str) -> list[FormField]:
         return form_fields(flow.engine.definition(case_type).open_requires)
 
+    def refuse_oversized(request: Request, field: str, label: str) -> None:
+        """A request larger than an upload may be is refused before its body is read."""
+        if int(request.headers.get("content-length") or 0) > max_upload + 65536:
+            raise InvalidPayload(f"字段 {field}（{label}）：文件超过上限 {settings.max_upload_mb} MB", field=field,
+                                 rule="file_size")  # fmt: skip
+
+    async def rows_from_files(form: Any, fields: list[FormField], payload: dict[str, Any]) -> None:
+        """The rows of a degree-record list (`FormField.upload`) from its uploaded CSV or XLSX file, read as
+        `records import` reads one (Chinese column names, UTF-8 or GB18030); the file is not kept."""
+        from cases import record_files
+
+        for spec in fields:
+            upload = form.get(spec.file_input) if spec.upload else None
+            if upload is None or isinstance(upload, str) or not upload.filename:
+                continue
+            label = f"字段 {spec.name}（{spec.label}）"
+            name = attachment_rules.safe_name(upload.filename)
+            if not name.lower().endswith((".csv", ".xlsx")):
+                raise InvalidPayload(f"{label}：只接受 .csv 或 .xlsx 文件，收到“{name}”", field=spec.name,
+                                     rule="file_type")  # fmt: skip
+            folder = data_dir / "uploads" / uuid.uuid4().hex
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                path, size = folder / name, 0
+                with path.open("wb") as handle:
+                    while chunk := await upload.read(1 << 20):
+                        size += len(chunk)
+                        if size > max_upload:
+                            raise InvalidPayload(f"{label}：文件超过上限 {settings.max_upload_mb} MB",
+                                                 field=spec.name, rule="file_size")  # fmt: skip
+                        handle.write(chunk)
+                try:
+                    rows = await anyio.to_thread.run_sync(record_files.read_rows, path)
+                except WorkflowError as exc:
+                    raise InvalidPayload(f"{label}：{exc.message}", field=spec.name, rule=exc.rule) from exc
+                except Exception as exc:  # a damaged workbook, a file that is not what its name says
+                    raise InvalidPayload(f"{label}：无法读取文件“{name}”（{type(exc).__name__}），请检查文件格式",
+                                         field=spec.name, rule="file_unreadable") from exc  # fmt: skip
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            if not rows:
+                raise InvalidPayload(
+                    f"{label}：文件“{name}”中没有记录", field=spec.name, rule="required_field"
+                )
+            payload[spec.name] = [dict(row) for row in rows]
+
+    def field_errors(exc: WorkflowError, fields: list[FormField]) -> dict[str, str]:
+        """The refusal next to the input it names; a record of an uploaded file (`data[3].gender`) next to the
+        file input too, as its rows have no inputs of their own."""
+        errors = {exc.field or "_": exc.message}
+        head = (exc.field or "").split("[", 1)[0]
+        if head != exc.field and any(f.upload and f.name == head for f in fields):
+            errors[head] = exc.message
+        return errors
+
     @app.get("/cases/new/{case_type}", response_class=HTMLResponse, include_in_schema=False)
     def new_case_form(request: Request, case_type: str) -> Response:
         actor = require(request)
@@ -357,23 +413,25 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     @app.post("/cases/new/{case_type}", response_class=HTMLResponse, include_in_schema=False)
     async def new_case(request: Request, case_type: str) -> Response:
         actor = require(request)
-        form = await request.form()
-        check_csrf(request, form.get("csrf_token"))
-        defn = flow.engine.definition(case_type)
-        fields = _open_fields(case_type)
-        payload = payload_from_form(form, fields)
-        org = str(form.get("org") or actor.org_code)
-        note = str(form.get("note", ""))[:2000]
-        try:
-            result = flow.open_case(case_type, org, actor.username, payload, note)
-        except WorkflowError as exc:
-            errors = {exc.field or "_": exc.message}
-            return page(request, "new_case.html", {
-                "user": actor, "defn": defn, "fields": fields, "values": values_for_form(payload, fields),
-                "errors": errors, "error": exc.message, "units": units_for(actor), "org": org, "note": note,
-            }, status_of(exc))  # fmt: skip
-        flash(request, f"已新建{defn.label}案件 #{result.case_id}")
-        return RedirectResponse(f"/cases/{result.case_id}", status_code=303)
+        refuse_oversized(request, "data", "上传文件")
+        async with request.form() as form:  # closes the uploaded files' spools at the end
+            check_csrf(request, form.get("csrf_token"))
+            defn = flow.engine.definition(case_type)
+            fields = _open_fields(case_type)
+            payload = payload_from_form(form, fields)
+            org = str(form.get("org") or actor.org_code)
+            note = str(form.get("note", ""))[:2000]
+            try:
+                await rows_from_files(form, fields, payload)
+                result = flow.open_case(case_type, org, actor.username, payload, note)
+            except WorkflowError as exc:
+                errors = field_errors(exc, fields)
+                return page(request, "new_case.html", {
+                    "user": actor, "defn": defn, "fields": fields, "values": values_for_form(payload, fields),
+                    "errors": errors, "error": exc.message, "units": units_for(actor), "org": org, "note": note,
+                }, status_of(exc))  # fmt: skip
+            flash(request, f"已新建{defn.label}案件 #{result.case_id}")
+            return RedirectResponse(f"/cases/{result.case_id}", status_code=303)
 
     def _actions(case: dict[str, Any], defn: Any) -> list[dict[str, Any]]:
         """The steps this person may take now, each with the form fields it needs (prefilled from the case)."""
@@ -416,40 +474,42 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     @app.post("/cases/{case_id}/steps/{trigger}", response_class=HTMLResponse, include_in_schema=False)
     async def fire_step(request: Request, case_id: CaseId, trigger: str) -> Response:
         actor = require(request)
-        form = await request.form()
-        check_csrf(request, form.get("csrf_token"))
-        case = flow.case_for(case_id, actor.id)  # also: 404 for a case outside the person's scope
-        defn = flow.engine.definition(case["type"])
-        action = next((a for a in _actions(case, defn) if a["trigger"] == trigger), None)
-        fields = action["fields"] if action else []
-        payload = payload_from_form(form, fields)
-        code = str(form.get("authorization_code", "")).strip()
-        if code:
-            payload["authorization_code"] = code[:32]
-        note = str(form.get("note", ""))[:2000]
-        try:
-            version = int(str(form.get("version", "")))
-        except ValueError:
-            version = None
-        if version is not None and not 1 <= version <= MAX_ID:
-            version = (
-                0  # no case has this version: refused as changed by someone else (409), as any stale one
+        refuse_oversized(request, "data", "上传文件")
+        async with request.form() as form:  # closes the uploaded files' spools at the end
+            check_csrf(request, form.get("csrf_token"))
+            case = flow.case_for(case_id, actor.id)  # also: 404 for a case outside the person's scope
+            defn = flow.engine.definition(case["type"])
+            action = next((a for a in _actions(case, defn) if a["trigger"] == trigger), None)
+            fields = action["fields"] if action else []
+            payload = payload_from_form(form, fields)
+            code = str(form.get("authorization_code", "")).strip()
+            if code:
+                payload["authorization_code"] = code[:32]
+            note = str(form.get("note", ""))[:2000]
+            try:
+                version = int(str(form.get("version", "")))
+            except ValueError:
+                version = None
+            if version is not None and not 1 <= version <= MAX_ID:
+                version = (
+                    0  # no case has this version: refused as changed by someone else (409), as any stale one
+                )
+            try:
+                await rows_from_files(form, fields, payload)
+                result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
+            except WorkflowError as exc:
+                context = _case_context(actor, case_id)
+                for item in context["actions"]:
+                    if item["trigger"] == trigger:
+                        item["values"] = values_for_form(payload, item["fields"])
+                        item["note"] = note
+                context.update(errors=field_errors(exc, fields), failed=trigger, error=exc.message)
+                return page(request, "case.html", context, status_of(exc))
+            flash(
+                request,
+                f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
             )
-        try:
-            result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
-        except WorkflowError as exc:
-            context = _case_context(actor, case_id)
-            for item in context["actions"]:
-                if item["trigger"] == trigger:
-                    item["values"] = values_for_form(payload, item["fields"])
-                    item["note"] = note
-            context.update(errors={exc.field or "_": exc.message}, failed=trigger, error=exc.message)
-            return page(request, "case.html", context, status_of(exc))
-        flash(
-            request,
-            f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
-        )
-        return RedirectResponse(f"/cases/{case_id}", status_code=303)
+            return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
     @app.post("/cases/{case_id}/authorization/{trigger}", include_in_schema=False)
     async def request_code(request: Request, case_id: CaseId, trigger: str) -> Response:
@@ -463,11 +523,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
     @app.post("/cases/{case_id}/attachments", include_in_schema=False)
     async def upload(request: Request, case_id: CaseId) -> Response:
         actor = require(request)
-        length = int(request.headers.get("content-length") or 0)
-        if length > max_upload + 65536:
-            raise InvalidPayload(
-                f"字段 file（附件）：文件超过上限 {settings.max_upload_mb} MB", field="file", rule="file_size"
-            )
+        refuse_oversized(request, "file", "附件")
         async with request.form(max_part_size=max_upload + 1) as form:
             check_csrf(request, form.get("csrf_token"))
             upload = form.get("file")

@@ -18,6 +18,7 @@ RESERVED = frozenset({"csrf_token", "note", "version", "org", "authorization_cod
 MAX_ROWS = 500
 _ITEM_KEY = re.compile(r"^([a-z_][a-z0-9_]*)\[(\d{1,4})\]\.([a-z_][a-z0-9_]*)$")
 HTML_TYPES = {"date": "date", "int": "number"}
+FILE_SUFFIX = "__file"  # `data__file`: the record file of the list field `data`
 
 
 @dataclass
@@ -30,6 +31,14 @@ class FormField:
     hint: str = ""
     items: list[FormField] = field(default_factory=list)
     rows: int = 1  # list fields: how many rows to show at first
+    upload: bool = (
+        False  # a list of degree records that may come from a CSV or XLSX file (FieldRule.file_rows)
+    )
+
+    @property
+    def file_input(self) -> str:
+        """The name of the file input of an `upload` field."""
+        return f"{self.name}{FILE_SUFFIX}"
 
     @property
     def input_type(self) -> str:
@@ -53,6 +62,7 @@ def form_fields(rules: Iterable[FieldRule], *, skip: Iterable[str] = ()) -> list
                 rule.hint,
                 items,
                 rows=max(rule.min_items, 1) if rule.kind == "list" else 1,
+                upload=rule.file_rows,
             )
         )
     return out
