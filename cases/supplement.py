@@ -95,7 +95,7 @@ DEFINITION = ProcessDefinition(
         Step(
             "submit_data", "data_entry", "data_review", (UNIT,), label="校核并提交补报数据",
             roles=VERIFY_ROLES, second_person=True,
-            requires=(FieldRule("data", "补报数据", kind="list", items=FORM1_ROW[:2]),),
+            requires=(FieldRule("data", "补报数据", kind="list", items=FORM1_ROW[:2], file_rows=True),),
             guards=(_data_matches_form1, _data_are_valid_records),
             deadlines=(DeadlineEffect("start", "province_data_review", 30, label="省级审核补报数据", owner=PROVINCE),),
         ),

@@ -558,3 +558,37 @@ def test_a_batch_uploaded_as_a_spreadsheet_on_the_case_page(sqlite_flow, tmp_pat
         assert case["state"] == "unit_check"
         assert [r["cert_no"] for r in case["payload"]["data"]] == [r["cert_no"] for r in rows]
         assert not any((tmp_path / "data" / "uploads").glob("*/*"))  # the file is not kept
+
+
+def test_supplement_data_uploaded_as_a_spreadsheet_on_the_case_page(sqlite_flow, tmp_path):
+    """The supplement's data step takes the complete records as a file too (the form has no inputs for them)."""
+    import csv
+
+    from cases.degree_record import COLUMN
+    from tests.helpers import SUPPLEMENT_DATA, fire, open_case
+    from tests.live import Browser, serve
+
+    flow = sqlite_flow
+    case_id = open_case(flow, "supplement")
+    for trigger, part in [("submit", "collector"), ("approve", "province")]:
+        fire(flow, case_id, "supplement", trigger, part)
+    keys = list(SUPPLEMENT_DATA[0])
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([COLUMN[k] for k in keys])
+    writer.writerows([[r.get(k, "") for k in keys] for r in SUPPLEMENT_DATA])
+    with serve(flow, tmp_path / "data") as base:
+        browser = Browser(base)
+        browser.login("10593XW02")
+        page = browser.get(f"/cases/{case_id}")
+        assert 'name="data__file"' in page.text and 'name="data[0].name"' not in page.text
+        version = str(flow.show(case_id)["version"])
+        short = browser.post(f"/cases/{case_id}/steps/submit_data", {"version": version},
+                             files={"data__file": ("补报.csv", "\n".join(out.getvalue().splitlines()[:2]).encode())})  # fmt: skip
+        assert short.status_code == 422 and "表1" in short.text and 'id="submit_data-err-data"' in short.text
+        assert flow.show(case_id)["state"] == "data_entry"
+        done = browser.post(f"/cases/{case_id}/steps/submit_data", {"version": version},
+                            files={"data__file": ("补报.csv", out.getvalue().encode("utf-8-sig"))})  # fmt: skip
+        assert done.status_code == 303, done.text[-400:]
+    case = flow.show(case_id)
+    assert case["state"] == "data_review" and len(case["payload"]["data"]) == len(SUPPLEMENT_DATA)
