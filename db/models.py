@@ -72,6 +72,11 @@ class User(SQLModel, table=True):
     address: str = Field(default="", max_length=200)
 
 
+def _open_cases_index(name: str, *columns: str) -> Index:
+    """An index of open cases only, on PostgreSQL only (see Case's indexes)."""
+    return Index(name, *columns, postgresql_where=text("closed_at IS NULL")).ddl_if(dialect="postgresql")
+
+
 class Case(SQLModel, table=True):
     __tablename__ = "cases"
     __table_args__ = (
@@ -82,15 +87,7 @@ class Case(SQLModel, table=True):
         # PostgreSQL does not take `closed_at IS NULL` as fixing the leading column above, so it sorted every
         # matching open case instead of reading 50 in order: it gets the same index of open cases only.
         # (SQLite's planner prefers the one above; this one would only cost it writes.)
-        Index(
-            "ix_cases_queue_open",
-            "next_due_at",
-            "id",
-            "type",
-            "state",
-            "org_id",
-            postgresql_where=text("closed_at IS NULL"),
-        ).ddl_if(dialect="postgresql"),
+        _open_cases_index("ix_cases_queue_open", "next_due_at", "id", "type", "state", "org_id"),
         Index("ix_cases_org_queue", "org_id", "closed_at", "type", "state", "next_due_at"),
         # A unit's queue: its open cases in due order (a unit of a province with a million cases holds ten
         # thousand). The partial form for PostgreSQL, for the reason above; SQLite takes `closed_at IS NULL` as
@@ -98,15 +95,7 @@ class Case(SQLModel, table=True):
         Index("ix_cases_unit_queue", "org_id", "closed_at", "next_due_at", "id", "type", "state").ddl_if(
             dialect="sqlite"
         ),
-        Index(
-            "ix_cases_unit_queue_open",
-            "org_id",
-            "next_due_at",
-            "id",
-            "type",
-            "state",
-            postgresql_where=text("closed_at IS NULL"),
-        ).ddl_if(dialect="postgresql"),
+        _open_cases_index("ix_cases_unit_queue_open", "org_id", "next_due_at", "id", "type", "state"),
         # Counting a queue reads only this index: open cases by (type, state), with the organisation for scope.
         Index("ix_cases_open_kind", "closed_at", "type", "state", "org_id"),
     )

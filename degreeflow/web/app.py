@@ -351,6 +351,26 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             raise InvalidPayload(f"字段 {field}（{label}）：文件超过上限 {settings.max_upload_mb} MB", field=field,
                                  rule="file_size")  # fmt: skip
 
+    async def save_record_file(
+        upload: Any, folder: Path, *, field: str, label: str, limit: int | None = None
+    ) -> Path:
+        """An uploaded record file (CSV or XLSX, by its name) copied into `folder`, at most `limit` bytes."""
+        name = attachment_rules.safe_name(upload.filename or "records.csv")
+        if not name.lower().endswith((".csv", ".xlsx")):
+            raise InvalidPayload(
+                f"{label}：只接受 .csv 或 .xlsx 文件，收到“{name}”", field=field, rule="file_type"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        path, size = folder / name, 0
+        with path.open("wb") as handle:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise InvalidPayload(f"{label}：文件超过上限 {settings.max_upload_mb} MB", field=field,
+                                         rule="file_size")  # fmt: skip
+                handle.write(chunk)
+        return path
+
     async def rows_from_files(form: Any, fields: list[FormField], payload: dict[str, Any]) -> None:
         """The rows of a degree-record list (`FormField.upload`) from its uploaded CSV or XLSX file, read as
         `records import` reads one (Chinese column names, UTF-8 or GB18030); the file is not kept."""
@@ -361,33 +381,21 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             if upload is None or isinstance(upload, str) or not upload.filename:
                 continue
             label = f"字段 {spec.name}（{spec.label}）"
-            name = attachment_rules.safe_name(upload.filename)
-            if not name.lower().endswith((".csv", ".xlsx")):
-                raise InvalidPayload(f"{label}：只接受 .csv 或 .xlsx 文件，收到“{name}”", field=spec.name,
-                                     rule="file_type")  # fmt: skip
             folder = data_dir / "uploads" / uuid.uuid4().hex
-            folder.mkdir(parents=True, exist_ok=True)
             try:
-                path, size = folder / name, 0
-                with path.open("wb") as handle:
-                    while chunk := await upload.read(1 << 20):
-                        size += len(chunk)
-                        if size > max_upload:
-                            raise InvalidPayload(f"{label}：文件超过上限 {settings.max_upload_mb} MB",
-                                                 field=spec.name, rule="file_size")  # fmt: skip
-                        handle.write(chunk)
+                path = await save_record_file(upload, folder, field=spec.name, label=label, limit=max_upload)
                 try:
                     rows = await anyio.to_thread.run_sync(record_files.read_rows, path)
                 except WorkflowError as exc:
                     raise InvalidPayload(f"{label}：{exc.message}", field=spec.name, rule=exc.rule) from exc
                 except Exception as exc:  # a damaged workbook, a file that is not what its name says
-                    raise InvalidPayload(f"{label}：无法读取文件“{name}”（{type(exc).__name__}），请检查文件格式",
+                    raise InvalidPayload(f"{label}：无法读取文件“{path.name}”（{type(exc).__name__}），请检查文件格式",
                                          field=spec.name, rule="file_unreadable") from exc  # fmt: skip
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             if not rows:
                 raise InvalidPayload(
-                    f"{label}：文件“{name}”中没有记录", field=spec.name, rule="required_field"
+                    f"{label}：文件“{path.name}”中没有记录", field=spec.name, rule="required_field"
                 )
             payload[spec.name] = [dict(row) for row in rows]
 
@@ -678,20 +686,11 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 raise InvalidPayload(
                     "字段 file（数据文件）：请选择 CSV 或 XLSX 文件", field="file", rule="required_field"
                 )
-            name = attachment_rules.safe_name(upload.filename or "records.csv")
-            if not name.lower().endswith((".csv", ".xlsx")):
-                raise InvalidPayload(
-                    f"字段 file（数据文件）：只接受 .csv 或 .xlsx，收到“{name}”",
-                    field="file",
-                    rule="file_type",
-                )
-            job = ImportJob(uuid.uuid4().hex, actor.id, org, name)
-            folder = data_dir / "imports" / job.id
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            with path.open("wb") as handle:
-                while chunk := await upload.read(1 << 20):
-                    handle.write(chunk)
+            job_id = uuid.uuid4().hex
+            path = await save_record_file(
+                upload, data_dir / "imports" / job_id, field="file", label="字段 file（数据文件）"
+            )
+            job = ImportJob(job_id, actor.id, org, path.name)
             skip = form.get("skip_invalid") == "1"
         jobs[job.id] = job
         threading.Thread(target=_run_import, args=(job, path, skip), daemon=True).start()

@@ -31,9 +31,8 @@ class FormField:
     hint: str = ""
     items: list[FormField] = field(default_factory=list)
     rows: int = 1  # list fields: how many rows to show at first
-    upload: bool = (
-        False  # a list of degree records that may come from a CSV or XLSX file (FieldRule.file_rows)
-    )
+    # A list of degree records that may come from a CSV or XLSX file (FieldRule.file_rows).
+    upload: bool = False
 
     @property
     def file_input(self) -> str:

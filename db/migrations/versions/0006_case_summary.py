@@ -28,20 +28,20 @@ LISTS = ("records", "people", "changes")
 def _rule(dialect: str) -> str:
     """`ProcessDefinition.summary_of` in SQL."""
     if dialect == "sqlite":
-        text = [f"NULLIF(CAST(json_extract(payload, '$.{key}') AS TEXT), '')" for key in FIELDS]
-        count = [
-            f"CASE WHEN json_type(payload, '$.{key}') = 'array' AND json_array_length(payload, '$.{key}') > 0 "
-            f"THEN json_array_length(payload, '$.{key}') || ' 条' END"
-            for key in LISTS
-        ]
+        text = "CAST(json_extract(payload, '$.{}') AS TEXT)".format
+        kind, length = "json_type(payload, '$.{}')".format, "json_array_length(payload, '$.{}')".format
     else:
-        text = [f"NULLIF(payload->>'{key}', '')" for key in FIELDS]
-        count = [
-            f"CASE WHEN json_typeof(payload->'{key}') = 'array' AND json_array_length(payload->'{key}') > 0 "
-            f"THEN json_array_length(payload->'{key}') || ' 条' END"
-            for key in LISTS
-        ]
-    return f"substr(COALESCE({', '.join(text + count)}, ''), 1, 100)"
+        text, kind, length = (
+            "payload->>'{}'".format,
+            "json_typeof(payload->'{}')".format,
+            "json_array_length(payload->'{}')".format,
+        )
+    names = [f"NULLIF({text(key)}, '')" for key in FIELDS]
+    counts = [
+        f"CASE WHEN {kind(key)} = 'array' AND {length(key)} > 0 THEN {length(key)} || ' 条' END"
+        for key in LISTS
+    ]
+    return f"substr(COALESCE({', '.join(names + counts)}, ''), 1, 100)"
 
 
 def upgrade() -> None:
