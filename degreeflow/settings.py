@@ -63,7 +63,13 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=64,
-        description="Requests one web process works on at once; the others wait their turn in arrival order",
+        description="Writes and file downloads (PDF, XLSX) one web process works on at once, beside the reads",
+    )
+    web_reads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Page and API reads one web process computes at once; the others wait their turn in arrival order",
     )
     letter_fonts: str = Field(
         default='FangSong, "仿宋_GB2312", "Noto Serif CJK SC"',

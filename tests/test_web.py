@@ -385,3 +385,12 @@ def test_a_web_process_works_on_at_most_web_threads_requests_at_once(flow, tmp_p
     assert anyio.run(tokens_while_serving) == 3  # page handlers beyond three wait their turn, in order
     with pytest.raises(ValueError, match="web_threads"):
         Settings(web_threads=0)
+
+
+def test_quick_reads_go_through_the_read_lane_of_web_reads(flow, tmp_path):
+    from degreeflow.web.lanes import ReadLane
+
+    app = create_app(flow, Settings(demo=True, data_dir=str(tmp_path), web_reads=2))
+    lanes = [m for m in app.user_middleware if m.cls is ReadLane]
+    assert len(lanes) == 1 and lanes[0].kwargs == {"size": 2}
+    assert app.user_middleware[0].cls is ReadLane  # outermost: the session and the page are computed in it

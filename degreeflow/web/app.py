@@ -41,6 +41,7 @@ from degreeflow.settings import Settings
 from degreeflow.web import diagram
 from degreeflow.web.api import MAX_BODY_BYTES, MAX_ID, CaseId, DocumentId
 from degreeflow.web.forms import FormField, form_fields, payload_from_form, values_for_form
+from degreeflow.web.lanes import ReadLane
 from scheduler.calendar import DateOutOfRange
 from workflow import (
     Actor,
@@ -109,9 +110,9 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        # Page handlers run in worker threads. Python runs one thread at a time, so forty threads (the default)
-        # only take turns mid-request and queue for database connections: a few, served in arrival order, give
-        # the same throughput with a far shorter tail (bench/bench_web.py).
+        # Handlers run in worker threads. Python runs one thread at a time, so forty threads (the default) only
+        # take turns mid-request and queue for database connections: quick reads go one at a time through the
+        # read lane (degreeflow/web/lanes.py), writes and file downloads share a few threads beside it.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         running = None
         if scheduler:
@@ -142,6 +143,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         https_only=settings.cookie_secure,
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/api/")
+    app.add_middleware(ReadLane, size=settings.web_reads)  # outermost: a read's whole computation is in the lane
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.flow = flow
     app.state.jobs = jobs
