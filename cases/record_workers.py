@@ -128,11 +128,14 @@ def check_rows(rows: Iterable[Mapping[str, str]], org: str | None, prepare: bool
 
 def row_values(r: Mapping[str, str], json_text: JsonText) -> tuple[str, ...]:
     """What an INSERT of the row needs that varies by row: certificate number, unit code, name, ID number,
-    degree type, conferral date (text) and the row's JSON (`json.dumps(dict(r), ensure_ascii=False)`)."""
+    degree type, conferral date (ISO 8601 text, as `date.isoformat` writes it, from the record's YYYYMMDD;
+    a row with a problem is never inserted, so its date may be anything) and the row's JSON
+    (`json.dumps(dict(r), ensure_ascii=False)`)."""
     cert = r.get("cert_no", "")
     get = r.get
+    conferral = get("conferral_date", "")
     return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""), get("degree_type", ""),
-            get("conferral_date", ""), json_text(r))  # fmt: skip
+            f"{conferral[:4]}-{conferral[4:6]}-{conferral[6:]}", json_text(r))  # fmt: skip
 
 
 class JsonText:

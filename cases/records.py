@@ -10,7 +10,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -175,9 +175,7 @@ def import_file(
         if problems and not skip_invalid:
             continue  # the file is refused: the rest is only checked
         bad = {p.row for p in block}
-        batch = (
-            [bind(v) for i, v in enumerate(values, base) if i not in bad] if bad else list(map(bind, values))
-        )
+        batch = bind.many(values, bad, base)
         if batch:
             plan.executemany(conn, batch)
             stored += len(batch)
@@ -197,7 +195,7 @@ def import_file(
 
 
 class _Binding:
-    """The parameters of one import's rows: constant columns bound once, conferral dates once per value."""
+    """The parameters of one import's rows (`record_workers.row_values`): constant columns bound once."""
 
     def __init__(self, plan: _InsertPlan, now: datetime, source: str):
         self.plan = plan
@@ -210,25 +208,28 @@ class _Binding:
             "revoked_at": None,
             "source": bound("source", source[:200]),
         }
-        self.dates: dict[str, Any] = {}
-        # SQLite: (the varying values..., the constant ones) in the statement's order, the JSON text as it is.
-        fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.json_as_is
+        # SQLite: (the varying values..., the constant ones) in the statement's order, the texts as they are.
+        fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.text_as_is
         self.tail = tuple(self.constant[name] for name in _CONSTANT) if fast else None
-
-    def conferral(self, text: str) -> Any:
-        found = self.dates.get(text)
-        if found is None and text not in self.dates:
-            found = self.dates[text] = self.plan._bound("conferral_date", parse_yyyymmdd(text))
-        return found
 
     def __call__(self, v: tuple[str, ...]) -> Any:
         if self.tail is not None:
-            return (*v[:5], self.conferral(v[5]), v[6], *self.tail)
+            return (*v, *self.tail)
         plan = self.plan
-        data = v[6] if plan.json_as_is else plan._bound("data", json.loads(v[6]))
+        data = v[6] if plan.text_as_is else plan._bound("data", json.loads(v[6]))
+        conferral = v[5] if plan.text_as_is else plan._bound("conferral_date", date.fromisoformat(v[5]))
         values = {**self.constant, **dict(zip(_VARYING[:5], v[:5], strict=True)),
-                  "conferral_date": self.conferral(v[5]), "data": data}  # fmt: skip
+                  "conferral_date": conferral, "data": data}  # fmt: skip
         return tuple(values[name] for name in plan.names) if plan.positional else values
+
+    def many(self, values: list[tuple[str, ...]], skip: set[int], base: int) -> list[Any]:
+        """The parameters of every row, numbered from `base`, not in `skip`."""
+        tail = self.tail
+        if tail is None:
+            return [self(v) for i, v in enumerate(values, base) if i not in skip]
+        if skip:
+            return [(*v, *tail) for i, v in enumerate(values, base) if i not in skip]
+        return [(*v, *tail) for v in values]
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -241,6 +242,7 @@ _INSERT_COLUMNS = tuple(column.key for column in RECORDS.c if column.key != "id"
 _VARYING = ("cert_no", "unit_code", "name", "id_number", "degree_type", "conferral_date", "data")
 _CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source")
 _JSON_PROBE = {"name": "张伟", "cert_no": "1063532024000123", "gender": "女"}
+_DATE_PROBE = date(2024, 6, 30)
 
 
 class _InsertPlan:
@@ -262,9 +264,12 @@ class _InsertPlan:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
-        # The JSON text of `record_workers.row_values` is written as it is when the dialect's serializer is
-        # json.dumps(ensure_ascii=False) (the engine's), checked here on a probe.
-        self.json_as_is = self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
+        # The texts of `record_workers.row_values` are written as they are when the dialect writes a date as
+        # its ISO text and JSON with json.dumps(ensure_ascii=False) (the engine's serializer), checked on probes.
+        self.text_as_is = (
+            self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
+            and self._bound("conferral_date", _DATE_PROBE) == _DATE_PROBE.isoformat()
+        )
 
     @classmethod
     def of(cls, dialect: Dialect) -> _InsertPlan:
@@ -282,19 +287,15 @@ class _InsertPlan:
         return _Binding(self, now, source)
 
     def row_maker(self, now: datetime, source: str) -> Callable[[Mapping[str, str]], Any]:
-        """From a row keyed by field to the INSERT's parameters (`binder` of `record_workers.row_values`,
-        in one step where the dialect allows)."""
+        """From a checked row keyed by field to the INSERT's parameters (`binder` of `row_values`)."""
         bind = self.binder(now, source)
         json_text = record_workers.JsonText()
-        if bind.tail is None:
-            return lambda row: bind(record_workers.row_values(row, json_text))
-        conferral, tail = bind.conferral, bind.tail
 
         def make(row: Mapping[str, str]) -> Any:
-            cert = row.get("cert_no", "")
-            get = row.get
-            return (cert, get("unit_code") or cert[:5], get("name", ""), get("id_number", ""), get("degree_type", ""),
-                    conferral(get("conferral_date", "")), json_text(row), *tail)  # fmt: skip
+            # Rows come checked (a case's data step); `row_values` takes the date's digits as they are.
+            if parse_yyyymmdd(row.get("conferral_date", "")) is None:
+                raise ValueError(f"conferral_date {row.get('conferral_date')!r} is not a YYYYMMDD date")
+            return bind(record_workers.row_values(row, json_text))
 
         return make
 
