@@ -7,7 +7,8 @@ names), each with its own certificate number (``10635`` + ``3`` (工学硕士) +
 own resident ID number (area 110105, a birth date that is the record's 出生日期, a 3-digit sequence whose parity
 is the record's 性别, and the GB 11643 check digit from ``stdnum.cn.ric``) and one conferral date (one batch).
 They are written to one UTF-8 CSV file in a temporary directory; generation is not timed. Every measurement
-reads that same file, on its own fresh SQLite *file* database:
+reads that same file, on its own fresh SQLite *file* database; before each, untimed, garbage is collected and
+``os.sync()`` writes out what earlier phases left in the page cache (a phase pays for its own disk writes only):
 
 * ``validate_rows_per_s``: ``DegreeFlow.records_validate(path)`` on a database made by ``db.make_engine`` with
   ``init_schema`` and ``demo.seed(flow, cases=False)``: reading the file (``record_files.iter_rows``, a stream), the
@@ -164,6 +165,13 @@ def _self_check(n: int) -> None:
             raise RuntimeError(f"generated record {i} is refused: {problems}")
 
 
+def _settle() -> None:
+    """Before a timed phase: collect garbage and write out what earlier phases left in the page cache (their
+    databases, the generated file), so that no phase pays for the disk writes of another (untimed)."""
+    gc.collect()
+    os.sync()
+
+
 # -- the three measurements -------------------------------------------------------------------------------
 def _flow(db_path: Path) -> DegreeFlow:
     flow = DegreeFlow(make_engine(f"sqlite:///{db_path}"))
@@ -175,7 +183,7 @@ def _flow(db_path: Path) -> DegreeFlow:
 def bench_validate(workdir: Path, csv_path: Path, n: int) -> dict[str, float]:
     flow = _flow(workdir / "validate.db")
     try:
-        gc.collect()
+        _settle()
         start = time.perf_counter()
         result = flow.records_validate(csv_path)
         seconds = time.perf_counter() - start
@@ -189,7 +197,7 @@ def bench_validate(workdir: Path, csv_path: Path, n: int) -> dict[str, float]:
 def bench_import(workdir: Path, csv_path: Path, n: int) -> tuple[DegreeFlow, dict[str, float]]:
     """Returns the flow (database of n records, left open for the queries) and the timing."""
     flow = _flow(workdir / "import.db")
-    gc.collect()
+    _settle()
     start = time.perf_counter()
     result = flow.records_import(csv_path, UNIT)
     seconds = time.perf_counter() - start
@@ -205,7 +213,7 @@ def bench_import(workdir: Path, csv_path: Path, n: int) -> tuple[DegreeFlow, dic
 def bench_import_one_pass(workdir: Path, csv_path: Path, n: int) -> dict[str, float]:
     flow = _flow(workdir / "import_one_pass.db")
     try:
-        gc.collect()
+        _settle()
         start = time.perf_counter()
         with transaction(flow.db) as conn:
             stored, problems = records.import_file(
@@ -226,7 +234,7 @@ def bench_import_one_pass(workdir: Path, csv_path: Path, n: int) -> dict[str, fl
 def bench_plain(db_path: Path, csv_path: Path, n: int, batch_size: int, atomic: bool) -> dict[str, float]:
     db = sqlite_utils.Database(db_path)
     try:
-        gc.collect()
+        _settle()
         start = time.perf_counter()
         with csv_path.open(encoding="utf-8", newline="") as handle:
             rows = csv.DictReader(handle)
