@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from cases import letters
 from db import Attachment, Case, CaseEvent, Document, Organisation, User
-from db.clock import SHANGHAI, to_utc, utc_iso
+from db.clock import beijing_iso, utc_iso
 from workflow import Forbidden, NotFound, WorkflowError
 from workflow.audit import GENESIS, verify_chain
 
@@ -88,10 +88,6 @@ class Dossier:
         return int(self.case["id"])
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else to_utc(value).astimezone(SHANGHAI).isoformat(timespec="seconds")
-
-
 def safe_part(name: str, limit: int = 120) -> str:
     """A file name inside the archive: no separators, control characters or leading dots; CJK kept."""
     name = unicodedata.normalize("NFC", name or "")
@@ -124,10 +120,10 @@ def gather(flow: DegreeFlow, case_id: int, as_user: str) -> Dossier:
         "rule_set": row.rule_set,
         "version": row.version,
         "organisation": snap["organisation"],
-        "opened_at": _iso(row.opened_at),
+        "opened_at": beijing_iso(row.opened_at),
         "opened_by": users.get(row.opened_by),
-        "updated_at": _iso(row.updated_at),
-        "closed_at": _iso(row.closed_at),
+        "updated_at": beijing_iso(row.updated_at),
+        "closed_at": beijing_iso(row.closed_at),
         "payload": row.payload,
         "deadlines": shown["deadlines"],
         "head": {"last_seq": row.last_seq, "hash": row.head_hash},
@@ -136,7 +132,7 @@ def gather(flow: DegreeFlow, case_id: int, as_user: str) -> Dossier:
         {
             "seq": e.seq,
             "at": utc_iso(e.at),  # the exact text that is hashed (UTC, microseconds)
-            "at_beijing": _iso(e.at),
+            "at_beijing": beijing_iso(e.at),
             "actor_id": e.actor_id,
             "actor": e.actor_name,
             "actor_username": (users.get(e.actor_id) or {}).get("username"),
@@ -166,7 +162,7 @@ def gather(flow: DegreeFlow, case_id: int, as_user: str) -> Dossier:
             "label": letters.KINDS[d.kind].label if d.kind in letters.KINDS else d.kind,
             "title": d.title,
             "issuer": d.org_name,
-            "issued_at": _iso(d.issued_at),
+            "issued_at": beijing_iso(d.issued_at),
             "issued_by": users.get(d.issued_by),
             "event_seq": seq_of_event.get(d.event_id),
             "replaces": numbers.get(d.replaces_id) if d.replaces_id else None,
@@ -190,7 +186,7 @@ def gather(flow: DegreeFlow, case_id: int, as_user: str) -> Dossier:
             "organisation": exporter.org_code,
             "organisation_name": exporter.org_name,
         },
-        exported_at=_iso(flow.clock.now()) or "",
+        exported_at=beijing_iso(flow.clock.now()) or "",
         audit=snap["audit"],
     )
 
@@ -260,7 +256,7 @@ def _attachment(
         "size": row.size,
         "sha256": row.sha256,
         "uploaded_by": users.get(row.uploaded_by),
-        "uploaded_at": _iso(row.uploaded_at),
+        "uploaded_at": beijing_iso(row.uploaded_at),
         "file": f"attachments/{row.id}-{safe_part(row.filename, 100)}",
     }
     return DossierAttachment(meta, content)

@@ -53,7 +53,7 @@ from db import (
     create_schema,
     transaction,
 )
-from db.clock import SHANGHAI, end_of_day, to_utc
+from db.clock import SHANGHAI, beijing_date, beijing_iso, end_of_day, to_utc
 from scheduler.calendar import CachedCalendar, covered_years, seed_from_package, store_year
 from scheduler.calendar_file import read_calendar_file
 from scheduler.calendar_file import template as calendar_template
@@ -82,12 +82,6 @@ DOCS = Document.__table__
 ATTACHMENTS = Attachment.__table__
 
 _NATIONAL_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    return to_utc(value).astimezone(SHANGHAI).isoformat(timespec="seconds")
 
 
 class DegreeFlow:
@@ -165,7 +159,7 @@ class DegreeFlow:
 
     def calendar_years(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
-            return [{**row, "loaded_at": _iso(row["loaded_at"])} for row in covered_years(conn)]
+            return [{**row, "loaded_at": beijing_iso(row["loaded_at"])} for row in covered_years(conn)]
 
     def calendar_day(self, day: date) -> dict[str, Any]:
         cal = self.calendar.get()
@@ -181,7 +175,7 @@ class DegreeFlow:
             "days": days,
             "working": working,
             "due_date": due.isoformat(),
-            "due_at": _iso(end_of_day(due)),
+            "due_at": beijing_iso(end_of_day(due)),
             "provisional": provisional,
         }
 
@@ -606,9 +600,8 @@ class DegreeFlow:
             due = row.pop("next_due_at")
             row["due"] = None
             if due is not None:
-                due_utc = to_utc(due)
-                due_date = due_utc.astimezone(SHANGHAI).date()
-                overdue = due_utc < now
+                due_date = beijing_date(due)
+                overdue = to_utc(due) < now
                 if due_date not in left_by_date:
                     left_by_date[due_date] = cal.remaining(today, due_date, True)
                 left = left_by_date[due_date]
@@ -617,7 +610,7 @@ class DegreeFlow:
                               # the year's holiday schedule is not loaded yet: the date may still move
                               "provisional": not cal.covers(due_date)}  # fmt: skip
             for key in ("opened_at", "updated_at", "closed_at"):
-                row[key] = _iso(row[key])
+                row[key] = beijing_iso(row[key])
         return rows
 
     def ensure_visible(self, case_id: int, as_user: str | int) -> Actor:
@@ -675,7 +668,7 @@ class DegreeFlow:
                 .order_by(ATTACHMENTS.c.id)
             ).all()
         return [{"id": r.id, "filename": r.filename, "size": r.size, "sha256": r.sha256, "uploader": r.uploader,
-                 "content_type": r.content_type, "uploaded_at": _iso(r.uploaded_at)} for r in rows]  # fmt: skip
+                 "content_type": r.content_type, "uploaded_at": beijing_iso(r.uploaded_at)} for r in rows]  # fmt: skip
 
     def attachment_file(
         self, case_id: int, attachment_id: int, as_user: str | int
@@ -700,7 +693,7 @@ class DegreeFlow:
             history = [
                 {
                     "seq": e.seq,
-                    "at": _iso(e.at),
+                    "at": beijing_iso(e.at),
                     "actor": e.actor_name,
                     "actor_id": e.actor_id,
                     "trigger": e.trigger,
@@ -733,8 +726,8 @@ class DegreeFlow:
             "org": case.org_code,
             "org_name": case.org_name,
             "version": case.version,
-            "opened_at": _iso(case.opened_at),
-            "closed_at": _iso(case.closed_at),
+            "opened_at": beijing_iso(case.opened_at),
+            "closed_at": beijing_iso(case.closed_at),
             "payload": case.payload,
             "allowed": allowed,
             "history": history,
@@ -767,7 +760,7 @@ class DegreeFlow:
             "status": "breached" if overdue and is_open else row.status,
             "open": is_open,
             "remaining_working_days": left,
-            "stopped_at": _iso(row.stopped_at),
+            "stopped_at": beijing_iso(row.stopped_at),
         }
 
     def list_cases(
@@ -810,7 +803,7 @@ class DegreeFlow:
                 data["type_label"] = defn.label
                 data["state_label"] = defn.state_label(data["state"])
                 for key in ("opened_at", "updated_at", "closed_at"):
-                    data[key] = _iso(data[key])
+                    data[key] = beijing_iso(data[key])
                 data["next_due"] = data["next_due"].isoformat() if data["next_due"] else None
                 rows.append(data)
         return rows
@@ -864,7 +857,7 @@ class DegreeFlow:
             actor = load_actor(conn, as_user)
             rows = conn.execute(inbox_query(actor.id, actor.org_id).limit(limit)).all()
         return [
-            {"id": r.id, "at": _iso(r.created_at), "kind": r.kind, "subject": r.subject, "body": r.body,
+            {"id": r.id, "at": beijing_iso(r.created_at), "kind": r.kind, "subject": r.subject, "body": r.body,
              "case_id": r.case_id, "emailed": r.sent_at is not None and not r.last_error}
             for r in rows
         ]  # fmt: skip
@@ -886,7 +879,7 @@ class DegreeFlow:
                     continue
                 rows.append({
                     "id": row.id, "case_id": row.case_id, "kind": row.kind, "label": letters.KINDS[row.kind].label,
-                    "number": row.number, "title": row.title, "org": row.org_name, "issued_at": _iso(row.issued_at),
+                    "number": row.number, "title": row.title, "org": row.org_name, "issued_at": beijing_iso(row.issued_at),
                     "sha256": row.sha256, "replaces_id": row.replaces_id, "event_id": row.event_id,
                     "template_current": row.template_sha256 == letters.template_sha256(row.kind),
                 })  # fmt: skip
@@ -1006,9 +999,9 @@ class DegreeFlow:
             found = records.history(conn, cert_no)
         if found is None:
             raise NotFound(f"学位证书编号 {cert_no} 没有备案记录", field="cert_no", rule="record_exists")
-        found["filed_at"] = _iso(found["filed_at"])
+        found["filed_at"] = beijing_iso(found["filed_at"])
         for change in found["changes"]:
-            change["at"] = _iso(change["at"])
+            change["at"] = beijing_iso(change["at"])
         return found
 
     def record_history_for(self, cert_no: str, as_user: str | int) -> dict[str, Any]:

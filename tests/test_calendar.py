@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from db.clock import SHANGHAI, beijing_date, beijing_iso
 from scheduler.calendar import package_years
 from scheduler.calendar_file import CalendarFileError, template, validate_entries
 from tests.helpers import fire, open_case
@@ -183,3 +187,24 @@ def test_make_up_weekend_may_be_imported_without_a_name():
     ]  # a Saturday
     year, days = validate_entries(rows)
     assert (date(2027, 2, 6), True, "调休上班") in days
+
+
+# -- Beijing time without the zone database ------------------------------------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1940, 1, 1), max_value=datetime(2100, 12, 31)),
+    aware=st.sampled_from([None, UTC, SHANGHAI, timezone(timedelta(hours=-5))]),
+)
+def test_beijing_time_shortcuts_agree_with_the_zone_database(moment: datetime, aware: Any) -> None:
+    # SQLite gives naive UTC times, PostgreSQL aware ones in any zone; before 1992 China had daylight saving.
+    value = moment if aware is None else moment.replace(tzinfo=UTC).astimezone(aware)
+    exact = moment.replace(tzinfo=UTC).astimezone(SHANGHAI)
+    assert beijing_iso(value) == exact.isoformat(timespec="seconds")
+    assert beijing_date(value) == exact.date()
+
+
+def test_beijing_time_in_a_daylight_saving_summer_and_today() -> None:
+    assert beijing_iso(datetime(1988, 7, 1, 0, 0)) == "1988-07-01T09:00:00+09:00"  # 夏令时 1986-1991
+    assert beijing_iso(datetime(2026, 11, 20, 16, 30, 5, 999)) == "2026-11-21T00:30:05+08:00"
+    assert beijing_date(datetime(2026, 11, 20, 16, 0)) == date(2026, 11, 21)
+    assert beijing_iso(None) is None
