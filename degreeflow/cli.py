@@ -535,7 +535,7 @@ def serve(
     import uvicorn
 
     from degreeflow.settings import Settings
-    from degreeflow.web.app import create_app
+    from degreeflow.web.app import create_app, prepare_to_serve
 
     overrides: dict[str, Any] = {"demo": True} if demo else {}
     if OPTIONS.db:
@@ -562,6 +562,7 @@ def serve(
         out.print(f"时限扫描：每 {settings.sweep_interval_seconds} 秒一次（同进程）")
     if workers == 1:
         application = create_app(service, settings, scheduler=not no_scheduler)
+        prepare_to_serve(application)
         uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning", access_log=False)
         return
     # Several worker processes: each builds the application from the environment; the scheduler runs once,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +23,8 @@ from scheduler.calendar import DateOutOfRange
 from tests.helpers import OPEN_DATA
 from tests.live import Api, Browser, serve
 from tests.test_degree_record import VALID
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REVOCATION = OPEN_DATA["revocation"]
 
@@ -394,3 +399,30 @@ def test_quick_reads_go_through_the_read_lane_of_web_reads(flow, tmp_path):
     lanes = [m for m in app.user_middleware if m.cls is ReadLane]
     assert len(lanes) == 1 and lanes[0].kwargs == {"size": 2}
     assert app.user_middleware[0].cls is ReadLane  # outermost: the session and the page are computed in it
+
+
+def test_a_web_process_freezes_its_start_up_objects_before_serving(tmp_path):
+    # In a process of its own: gc.freeze would keep this test process's objects from the collector.
+    script = f"""
+import gc, os
+os.environ["DEGREEFLOW_DATABASE_URL"] = "sqlite:///{tmp_path / "app.db"}"
+os.environ["DEGREEFLOW_DEMO"] = "true"
+os.environ["DEGREEFLOW_DATA_DIR"] = "{tmp_path}"
+from degreeflow import app as wiring
+from degreeflow.settings import Settings
+from degreeflow.web.app import create_app, prepare_to_serve
+settings = Settings()
+flow = wiring.build(settings=settings)
+flow.init_schema()
+app = create_app(flow, settings)
+before = gc.get_freeze_count()
+prepare_to_serve(app)
+env = app.state.templates.env
+print(before, gc.get_freeze_count(), len(env.list_templates()), len(env.cache))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    before, frozen, templates, compiled = map(int, done.stdout.split())
+    assert before == 0 and frozen > 50_000  # the modules, the ORM, the app: out of the collector's walk
+    assert templates >= 10 and compiled == templates  # every page compiled before the first request

@@ -7,9 +7,11 @@ from fastapi import FastAPI
 
 from degreeflow import app as wiring
 from degreeflow.settings import Settings
-from degreeflow.web.app import create_app
+from degreeflow.web.app import create_app, prepare_to_serve
 
 
 def create() -> FastAPI:
     settings = Settings()
-    return create_app(wiring.build(settings=settings), settings, scheduler=False)
+    app = create_app(wiring.build(settings=settings), settings, scheduler=False)
+    prepare_to_serve(app)
+    return app
