@@ -10,8 +10,10 @@ the better part of an hour); the queue reads only the case, organisation and dea
 same either way. Setup is not timed.
 
 The server is the real one: `degreeflow serve --no-scheduler --workers W` in its own process(es), on 127.0.0.1
-and a free port, with the same fixed "now" as the data, for W = 1 and 2 (the machine has two cores). Each
-session signs in as a browser does (GET /login for the CSRF token, POST /login). The load:
+and a free port, with the same fixed "now" as the data, for W = 1 and 2 (the machine has two cores), with the
+settings of this environment (``server_settings`` in the output: by default each process computes one read at a
+time, `DEGREEFLOW_WEB_READS=1`). Each session signs in as a browser does (GET /login for the CSRF token, POST
+/login). The load:
 
 * closed loop, U = 20 connections each requesting back to back with no think time: `wrk -t2 -c20 --latency`
   when wrk is installed (C, so the generator takes little of the two cores), else U Python threads. Reported
@@ -61,6 +63,7 @@ from cases.service import DegreeFlow  # noqa: E402
 from db import FixedClock, make_engine  # noqa: E402
 from db.clock import SHANGHAI  # noqa: E402
 from degreeflow import demo  # noqa: E402
+from degreeflow.settings import Settings  # noqa: E402
 from tests.live import free_port, wait_ready  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
@@ -305,9 +308,13 @@ def main() -> None:
     page = [r for r in results if r.get("path") == "/queue" and r["server_workers"] == max(args.workers)
             and "think" not in r.get("generator", "")]  # fmt: skip
     thinking = [r for r in results if "think" in r.get("generator", "")]
+    settings = Settings(secret_key="b" * 48)
     print(json.dumps({
         "benchmark": "web work queue", "date": date.today().isoformat(), "python": platform.python_version(),
-        "cpus": os.cpu_count(), "data": data, "results": results, "goal_p99_ms": GOAL_P99_MS,
+        "cpus": os.cpu_count(), "data": data,
+        # what a server process computes at once (DEGREEFLOW_WEB_READS / _THREADS from this environment, else default)
+        "server_settings": {"web_reads": settings.web_reads, "web_threads": settings.web_threads},
+        "results": results, "goal_p99_ms": GOAL_P99_MS,
         "meets_goal": bool(page) and all(r.get("errors") == 0 and r["p99_ms"] < GOAL_P99_MS for r in page),
         "meets_goal_with_think_time": bool(thinking)
         and all(r.get("errors") == 0 and r["p99_ms"] < GOAL_P99_MS for r in thinking),
