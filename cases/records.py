@@ -209,15 +209,15 @@ class _Binding:
             "source": bound("source", source[:200]),
         }
         # SQLite: (the varying values..., the constant ones) in the statement's order, the texts as they are.
-        fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.text_as_is
+        fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.json_as_is and plan.date_as_is
         self.tail = tuple(self.constant[name] for name in _CONSTANT) if fast else None
 
     def __call__(self, v: tuple[str, ...]) -> Any:
         if self.tail is not None:
             return (*v, *self.tail)
         plan = self.plan
-        data = v[6] if plan.text_as_is else plan._bound("data", json.loads(v[6]))
-        conferral = v[5] if plan.text_as_is else plan._bound("conferral_date", date.fromisoformat(v[5]))
+        data = v[6] if plan.json_as_is else plan._bound("data", json.loads(v[6]))
+        conferral = v[5] if plan.date_as_is else plan._bound("conferral_date", date.fromisoformat(v[5]))
         values = {**self.constant, **dict(zip(_VARYING[:5], v[:5], strict=True)),
                   "conferral_date": conferral, "data": data}  # fmt: skip
         return tuple(values[name] for name in plan.names) if plan.positional else values
@@ -266,10 +266,8 @@ class _InsertPlan:
         }
         # The texts of `record_workers.row_values` are written as they are when the dialect writes a date as
         # its ISO text and JSON with json.dumps(ensure_ascii=False) (the engine's serializer), checked on probes.
-        self.text_as_is = (
-            self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
-            and self._bound("conferral_date", _DATE_PROBE) == _DATE_PROBE.isoformat()
-        )
+        self.json_as_is = self._bound("data", _JSON_PROBE) == json.dumps(_JSON_PROBE, ensure_ascii=False)
+        self.date_as_is = self._bound("conferral_date", _DATE_PROBE) == _DATE_PROBE.isoformat()
 
     @classmethod
     def of(cls, dialect: Dialect) -> _InsertPlan:
