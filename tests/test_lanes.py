@@ -87,8 +87,13 @@ def test_the_lane_admits_its_size() -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/queue"), ("GET", "/documents/3.pdf"), ("GET", "/fees.xlsx"), ("GET", "/overview"),
-     ("GET", "/api/v1/overview")],  # fmt: skip
+    [
+        ("POST", "/queue"),
+        ("GET", "/documents/3.pdf"),
+        ("GET", "/fees.xlsx"),
+        ("GET", "/overview"),
+        ("GET", "/api/v1/overview"),
+    ],  # fmt: skip
 )
 def test_writes_files_and_the_overview_run_beside_the_lane(method: str, path: str) -> None:
     probe = Probe()

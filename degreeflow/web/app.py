@@ -144,9 +144,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         https_only=settings.cookie_secure,
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/api/")
-    app.add_middleware(
-        ReadLane, size=settings.web_reads
-    )  # outermost: a read's whole computation is in the lane
+    # Added last, so outermost: a read's whole computation (session, page) is in the lane.
+    app.add_middleware(ReadLane, size=settings.web_reads)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.flow = flow
     app.state.jobs = jobs
