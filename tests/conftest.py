@@ -1,40 +1,62 @@
 """Fixtures: the same integration tests run on a real SQLite file and on the real PostgreSQL server.
 
-PostgreSQL: DEGREEFLOW_TEST_PG_URL (default: postgres@127.0.0.1:5432/test). Where the server is not reachable
-the PostgreSQL variants skip, except when DEGREEFLOW_REQUIRE_PG=1 (set by .ci/run), where they fail.
+PostgreSQL: DEGREEFLOW_TEST_PG_URL (default: postgres@127.0.0.1:5432/test) names the server and a database to
+connect to; each test run creates a database of its own there (`degreeflow_t_<pid>_<random>`) and drops it at the
+end, so two runs on one server never interfere. Where the server is not reachable the PostgreSQL variants skip,
+except when DEGREEFLOW_REQUIRE_PG=1 (set by .ci/run), where they fail.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from cases.service import DegreeFlow
 from db import FixedClock, drop_schema, make_engine
 from db.clock import SHANGHAI
 from degreeflow import demo
 
-PG_URL = os.environ.get("DEGREEFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SERVER_URL = os.environ.get("DEGREEFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("DEGREEFLOW_REQUIRE_PG") == "1"
+# This run's own database on that server (created on first use, dropped when the run ends).
+RUN_DATABASE = f"degreeflow_t_{os.getpid()}_{secrets.token_hex(3)}"
+PG_URL = make_url(SERVER_URL).set(database=RUN_DATABASE).render_as_string(hide_password=False)
 # A Friday morning in Beijing.
 START = datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+_created: list[str] = []
+
+
+def _admin_execute(statement: str) -> None:
+    engine = create_engine(make_url(SERVER_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
 
 
 def _pg_url_or_skip() -> str:
-    engine = make_engine(PG_URL)
+    if _created:
+        return PG_URL
     try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
+        _admin_execute(f'CREATE DATABASE "{RUN_DATABASE}"')
     except Exception as exc:  # pragma: no cover - depends on the machine
         if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL is required here but not reachable at {PG_URL}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    finally:
-        engine.dispose()
+            pytest.fail(f"PostgreSQL is required here but not reachable at {SERVER_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {SERVER_URL}")
+    _created.append(RUN_DATABASE)
     return PG_URL
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for name in _created:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _created.clear()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
