@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 from db import models  # noqa: F401  (registers the tables)
 
 # The audit trail and issued documents are append-only: the database refuses UPDATE and DELETE.
-_IMMUTABLE = ("case_events", "documents")
+_IMMUTABLE = ("case_events", "documents", "document_voids")
 _APPEND_ONLY_SQLITE = [
     statement
     for table in _IMMUTABLE

@@ -122,6 +122,9 @@ class Case(SQLModel, table=True):
     # What lists show as the subject (a name, or "N 条" for a batch), copied from the payload on every step:
     # lists never read the payload, which for a batch holds thousands of records.
     summary: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    # A warning every list and page shows with the case (e.g. 本地学位信息库无此记录), kept by every step from the
+    # payload (`ProcessDefinition.notice_of`); empty when there is nothing to warn about.
+    notice: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
 
 
 class CaseEvent(SQLModel, table=True):
@@ -280,6 +283,21 @@ class Document(SQLModel, table=True):
     replaces_id: int | None = Field(default=None, foreign_key="documents.id")
 
 
+class DocumentVoid(SQLModel, table=True):
+    """A document made void (作废) by a later step (a withdrawn application, a report sent back, a cancelled case).
+
+    Documents are append-only: the document stays as it was issued, with its number (never reused); this row says
+    which step voided it and why. Append-only as well."""
+
+    __tablename__ = "document_voids"
+
+    document_id: int = Field(foreign_key="documents.id", primary_key=True)
+    event_id: int = Field(foreign_key="case_events.id", index=True)
+    at: datetime = _ts()
+    actor_id: int = Field(foreign_key="users.id")
+    reason: str = Field(default="", max_length=2000)
+
+
 class DegreeRecord(SQLModel, table=True):
     """A filed degree record (学位授予信息). `data` holds every field by its English key."""
 
@@ -384,3 +402,6 @@ class Attachment(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     uploaded_by: int = Field(foreign_key="users.id")
     uploaded_at: datetime = _ts()
+    # What the file is for (`cases.attachments.PURPOSES`, e.g. the revocation resolution); a step whose letter
+    # lists an attachment requires one of its purpose. Empty: another proof.
+    purpose: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
