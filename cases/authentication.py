@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from cases import registry_checks
 from cases.common import REASON
-from cases.record import cert_no_of_unit
+from cases.record import cert_no_of_unit, check_cert_year
 from cases.units import CHECKER_ROLE, LEAD_ROLE, complex_notice, reassign_task, route_task
 from cases.vocabulary import CENTER, UNIT
-from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step
+from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step, parse_date
 
 # A comparator answers True/False, or (match, the fields that differ) to show on the verification form.
 Comparator = Callable[[Connection, Mapping[str, Any]], bool | tuple[bool, list[str]]]
@@ -50,6 +51,7 @@ def matches_record(ctx: FireContext) -> bool:
 
 def _cert_no(ctx: FireContext) -> None:
     cert_no_of_unit(ctx.case.org_code, ctx.payload["cert_no"], "cert_no")
+    check_cert_year(ctx.payload["cert_no"], parse_date(ctx.payload.get("conferral_date")))
 
 
 RESULTS = ("信息一致", "信息有误已更正", "查无此人")
@@ -74,9 +76,10 @@ DEFINITION = ProcessDefinition(
         FieldRule("applicant_name", "申请人姓名"),
         FieldRule("cert_no", "学位证书编号"),
         FieldRule("id_number", "身份证件号码", required=False),
-        FieldRule("conferral_date", "获学位日期", kind="date", required=False),
+        FieldRule("conferral_date", "获学位日期", kind="date", required=False, past=True),
     ),
-    open_guards=(_cert_no,),
+    open_guards=(_cert_no, registry_checks.authentication_against_registry),
+    notice_of=registry_checks.notice_of,
     open_deadlines=(
         DeadlineEffect("start", "center_total", 8, working=True, label="学位中心办理（累计）", owner=CENTER),
         DeadlineEffect("start", "total", 18, working=True, label="认证总时限", owner=CENTER),

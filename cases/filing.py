@@ -56,14 +56,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from cases import units
-from cases.common import REASON
+from cases import attachments, units
+from cases.common import REASON, cancel, withdraw
 from cases.degree_record import COLUMN, Problem, degree_level, normalise
 from cases.record import PLATFORM_2024
 from cases.vocabulary import PROVINCE, UNIT, VERIFY_ROLES
 from db.clock import to_utc
-from db.models import Attachment, Deadline, DegreeRecord
+from db.models import Deadline, DegreeRecord
 from workflow import (
+    AttachmentNeed,
     CaseView,
     DeadlineEffect,
     FieldRule,
@@ -86,11 +87,9 @@ EXTRA_LABELS = {
     "joint_unit_code": "联合培养单位码",
     "joint_unit": "联合培养单位",
 }
-SCAN_TYPES = ("application/pdf", "image/jpeg", "image/png")
 SOURCE_2024 = "教学服〔2024〕5号附件“数据报送”"
 MAX_LISTED = 20
 
-ATTACHMENTS = Attachment.__table__
 DEADLINES = Deadline.__table__
 RECORDS = DegreeRecord.__table__
 
@@ -315,7 +314,8 @@ def _formal_submission(ctx: FireContext) -> None:
 
 
 def _report_2020(ctx: FireContext) -> None:
-    """The 2020 report carries the committee's resolution: its number and its scan (seed 002 art. 12(4))."""
+    """The 2020 report carries the committee's resolution: its number here, its scan by `attachments.required`
+    (the verify steps declare the `conferral_resolution` attachment under the 2020 rules; seed 002 art. 12(4))."""
     if ctx.case.rule_set != RULES_2020:
         return
     if not str(ctx.payload.get("resolution_no") or "").strip():
@@ -323,18 +323,6 @@ def _report_2020(ctx: FireContext) -> None:
             "字段 resolution_no（学位评定委员会授予学位决议文号）：必须填写（2020年规则：报送须附授予学位决议）",
             field="resolution_no",
             rule="required_field",
-        )
-    scan = ctx.conn.execute(
-        select(ATTACHMENTS.c.id).where(
-            ATTACHMENTS.c.case_id == ctx.case.id, ATTACHMENTS.c.content_type.in_(SCAN_TYPES)
-        )
-    ).first()
-    if scan is None:
-        raise InvalidPayload(
-            "字段 file（附件）：报送省级前须上传学位评定委员会批准授予学位决议（含学位获得者名单）的电子扫描件"
-            "（PDF、JPG 或 PNG，学位办〔2020〕8号第十二条第（四）项）",
-            field="file",
-            rule="resolution_scan_required",
         )
 
 
@@ -400,10 +388,13 @@ BATCH_FIELDS = (
 VERIFY_GUARDS = (
     units.CHECKED_BY_MANAGING_DEPARTMENT,
     _report_2020,
+    attachments.required,
     _formal_submission,
     _joint_unit,
     _records_are_valid,
 )
+# Under the 2020 rules the report goes with the scan of the committee's resolution (seed 002 art. 12(4)).
+RESOLUTION_SCAN_2020 = (AttachmentNeed("conferral_resolution", rule_sets=(RULES_2020,)),)
 STOP_REPORT = DeadlineEffect("stop", "report")
 PROVINCE_REVIEW = DeadlineEffect(
     "start", "province_review", 30, rule_sets=(RULES_2020,), label="省级审核学位授予信息", owner=PROVINCE
@@ -423,14 +414,15 @@ DEFINITION = ProcessDefinition(
         "province_review": "省级审核中",
         "recorded": "已备案入库",
         "supplemented": "已转补报",
+        "cancelled": "已作废",
     },
     initial="draft",
     prepare_payload=_normalise_data,
-    terminal=frozenset({"recorded", "supplemented"}),
+    terminal=frozenset({"recorded", "supplemented", "cancelled"}),
     open_actors=(UNIT,),
     open_requires=(
         FieldRule("conferral_date", "获学位日期（本批次）", kind="date"),
-        FieldRule("resolution_date", "授予学位决议生效日期", kind="date", required=False,
+        FieldRule("resolution_date", "授予学位决议生效日期", kind="date", required=False, past=True,
                   hint="2024年6月1日前授予的学位须填写"),
         FieldRule("batch_name", "批次名称", required=False),
     ),
@@ -444,21 +436,27 @@ DEFINITION = ProcessDefinition(
     rule_sets=(RULES_2020, RULES_2024),
     choose_rule_set=choose_rule_set,
     steps=(
-        Step("prevalidate", "draft", "draft", (UNIT,), label="预校验（不报送）",
+        Step("prevalidate", "draft", "draft", (UNIT,), label="预校验（不报送）", collects=True,
              requires=BATCH_FIELDS, guards=(_joint_unit, _prevalidate)),
-        Step("submit", "draft", "unit_check", (UNIT,), label="提交管理部门校核",
+        Step("submit", "draft", "unit_check", (UNIT,), label="提交管理部门校核", collects=True,
              requires=BATCH_FIELDS, guards=(units.COLLECTED_BY_COLLEGE, _not_late_2024, _joint_unit, _records_are_valid)),
-        Step("send_back", "unit_check", "draft", (UNIT,), label="退回修改", roles=VERIFY_ROLES, requires=(REASON,)),
+        Step("send_back", "unit_check", "draft", (UNIT,), label="退回修改", roles=VERIFY_ROLES, requires=(REASON,),
+             sends_back=True),
         # A second person checks; under the 2024 rules, with the leader's code, the formal submission files
         # the batch at once; under the 2020 rules the report goes to the province.
         Step("verify", "unit_check", "recorded", (UNIT,), label="校核并正式报送（即时备案）", roles=VERIFY_ROLES,
              second_person=True, authorization=(RULES_2024,), guards=VERIFY_GUARDS, when=_is_2024,
+             attachments=RESOLUTION_SCAN_2020,
              deadlines=(STOP_REPORT,)),
         Step("verify", "unit_check", "province_review", (UNIT,), label="校核并报送省级", roles=VERIFY_ROLES,
              second_person=True, authorization=(RULES_2024,), guards=VERIFY_GUARDS,
+             attachments=RESOLUTION_SCAN_2020,
              deadlines=(STOP_REPORT, PROVINCE_REVIEW)),
-        Step("return", "province_review", "draft", (PROVINCE,), label="退回修改后重新报送", requires=(REASON,),
+        Step("return", "province_review", "draft", (PROVINCE,), label="退回修改后重新报送", requires=(REASON,), sends_back=True,
              deadlines=(DeadlineEffect("pause", "province_review"),)),
+        withdraw("province_review", UNIT, deadlines=("province_review",)),
+        cancel("draft", UNIT, deadlines=("report",)),
+        cancel("unit_check", UNIT, deadlines=("report",)),
         Step("accept", "province_review", "recorded", (PROVINCE,), label="审核通过并备案",
              deadlines=(DeadlineEffect("stop", "province_review"),)),
         Step("to_supplement", "draft", "supplemented", (UNIT,), label="逾期转为补报",

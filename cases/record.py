@@ -60,7 +60,7 @@ def _check_field(value: Any) -> str | None:
 
 CHANGE_ITEM = (
     FieldRule("field", "修改字段", check=_check_field),
-    FieldRule("old_value", "原值"),
+    FieldRule("old_value", "原值", required=False),  # filled in from the registry when it holds the record
     FieldRule("new_value", "新值"),
     FieldRule("reason", "修改原因"),
 )
@@ -80,7 +80,7 @@ def changes_rule(label: str = "修改内容（表2：字段、原值、新值、
 
 def _check_changes(changes: list[dict[str, Any]]) -> str | None:
     for index, change in enumerate(changes):
-        if str(change["old_value"]) == str(change["new_value"]):
+        if change.get("old_value") not in (None, "") and str(change["old_value"]) == str(change["new_value"]):
             return f"第 {index + 1} 项的新值与原值相同"
         change["field"] = record_field_key(change["field"])
     return None
@@ -99,6 +99,35 @@ def cert_no_of_unit(org_code: str, value: Any, field: str) -> None:
             field=field,
             rule="cert_no_unit_code",
         )
+
+
+def cert_year_problem(cert_no: Any, conferral: date | None) -> str | None:
+    """Why a certificate number disagrees with the conferral year, or None.
+
+    学位〔2015〕18号 (numbers of degrees conferred from 2016): unit code (5) + level (1) + conferral year (4) +
+    sequence (6). Older numbers followed other schemes and are not checked."""
+    text = str(cert_no or "").strip()
+    if conferral is None or conferral.year < 2016 or len(text) != 16 or not text.isdigit():
+        return None
+    if text[6:10] != f"{conferral.year:04d}":
+        return (
+            f"第7-10位（授予年份）应与获学位日期 {conferral.isoformat()} 的年份 {conferral.year} 一致，"
+            f"收到“{text[6:10]}”（学位〔2015〕18号）"
+        )
+    return None
+
+
+def check_cert_year(cert_no: Any, conferral: date | None, field: str = "cert_no") -> None:
+    problem = cert_year_problem(cert_no, conferral)
+    if problem:
+        raise InvalidPayload(f"字段 {field}（学位证书编号）：{problem}", field=field, rule="cert_no_year")
+
+
+def own_certificate(ctx: Any) -> None:
+    """The case's certificate (when it names one) was granted by the case's unit."""
+    if ctx.payload.get("cert_no"):
+        cert_no_of_unit(ctx.case.org_code, ctx.payload["cert_no"], "cert_no")
+        check_cert_year(ctx.payload["cert_no"], parse_date(ctx.payload.get("conferral_date")))
 
 
 def date_of(payload: Mapping[str, Any], key: str) -> date | None:

@@ -67,7 +67,7 @@ DEFINITION = ProcessDefinition(
         FieldRule("cert_no", "学位证书编号"),
         FieldRule("applicant_name", "申请人姓名"),
         FieldRule("id_number", "身份证件号码", required=False),
-        FieldRule("conferral_date", "获学位日期", kind="date", required=False),
+        FieldRule("conferral_date", "获学位日期", kind="date", required=False, past=True),
         FieldRule("original_result", "原认证结论", required=False),
     ),
     open_guards=(_reviews_a_finished_report,),

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from cases.common import REASON, STATE_LABELS
+from cases import attachments
+from cases.common import REASON, STATE_LABELS, cancel, withdraw
 from cases.degree_record import normalise
-from cases.record import cert_no_of_unit
+from cases.record import cert_no_of_unit, check_cert_year
 from cases.records import check_for_import
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
-from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
+from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step, parse_date
 
 FORM1_ROW = (
     FieldRule("name", "姓名"),
     FieldRule("cert_no", "学位证书编号"),
     FieldRule("degree_type", "学位类别", required=False),
     FieldRule("major", "专业", required=False),
-    FieldRule("conferral_date", "获学位日期", kind="date", required=False),
+    FieldRule("conferral_date", "获学位日期", kind="date", required=False, past=True),
 )
 
 
 def _form1_cert_numbers(ctx: FireContext) -> None:
     for index, row in enumerate(ctx.payload["records"]):
         cert_no_of_unit(ctx.case.org_code, row["cert_no"], f"records[{index}].cert_no")
+        check_cert_year(row["cert_no"], parse_date(row.get("conferral_date")), f"records[{index}].cert_no")
 
 
 def _normalise_data(payload: dict) -> None:  # type: ignore[type-arg]
@@ -66,7 +68,7 @@ DEFINITION = ProcessDefinition(
     name="supplement",
     label="补报",
     states={
-        **{k: STATE_LABELS[k] for k in ("draft", "applied", "rejected")},
+        **{k: STATE_LABELS[k] for k in ("draft", "applied", "rejected", "cancelled")},
         "data_entry": "补报数据录入",
         "data_review": "补报数据审核中",
         "province_filed": "省级已备案",
@@ -74,21 +76,24 @@ DEFINITION = ProcessDefinition(
     },
     initial="draft",
     prepare_payload=_normalise_data,
-    terminal=frozenset({"rejected", "recorded"}),
+    terminal=frozenset({"rejected", "recorded", "cancelled"}),
     open_actors=(UNIT,),
     rule_sets=("2020",),
     choose_rule_set=lambda payload: "2020",
     steps=(
         Step(
-            "submit", "draft", "applied", (UNIT,), label="提交补报申请",
+            "submit", "draft", "applied", (UNIT,), label="提交补报申请", collects=True,
             requires=(
                 FieldRule("omission_reason", "未报原因"),
                 FieldRule("resolution_no", "学位评定委员会授予决议文号"),
                 FieldRule("records", "表1 申请补报学位获得者名单", kind="list", items=FORM1_ROW),
             ),
-            guards=(_form1_cert_numbers,),
+            guards=(_form1_cert_numbers, attachments.required),
+            attachments=("conferral_resolution",),  # enclosed with the application (seed 000 annex 2 §1)
             deadlines=(DeadlineEffect("start", "province_decision", 30, label="省级审核补报申请", owner=PROVINCE),),
         ),
+        withdraw("applied", UNIT, deadlines=("province_decision",)),
+        cancel("draft", UNIT),
         Step("approve", "applied", "data_entry", (PROVINCE,), label="批准补报申请",
              deadlines=(DeadlineEffect("stop", "province_decision"),)),
         Step("reject", "applied", "rejected", (PROVINCE,), label="驳回补报申请", requires=(REASON,)),
@@ -99,7 +104,7 @@ DEFINITION = ProcessDefinition(
             guards=(_data_matches_form1, _data_are_valid_records),
             deadlines=(DeadlineEffect("start", "province_data_review", 30, label="省级审核补报数据", owner=PROVINCE),),
         ),
-        Step("return", "data_review", "data_entry", (PROVINCE,), label="退回修改", requires=(REASON,),
+        Step("return", "data_review", "data_entry", (PROVINCE,), label="退回修改", requires=(REASON,), sends_back=True,
              deadlines=(DeadlineEffect("pause", "province_data_review"),)),
         Step("accept", "data_review", "province_filed", (PROVINCE,), label="审核通过并备案",
              deadlines=(DeadlineEffect("stop", "province_data_review"),)),

@@ -104,6 +104,7 @@ def _base_columns():  # type: ignore[no-untyped-def]
         ORGS.c.code.label("org"),
         ORGS.c.name.label("org_name"),
         CASES.c.next_due_at,
+        CASES.c.notice,
     ).join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
 
 
@@ -113,14 +114,14 @@ def _base(actor: Actor):  # type: ignore[no-untyped-def]
 
 # The columns of `_base_columns`, in order: a row is unpacked as a tuple (by name, each read costs a look-up).
 _COLUMNS = ("id", "type", "state", "rule_set", "version", "opened_at", "updated_at", "closed_at", "summary",
-            "reference", "complex_flag", "org", "org_name", "next_due_at")  # fmt: skip
+            "reference", "complex_flag", "org", "org_name", "next_due_at", "notice")  # fmt: skip
 if tuple(_base_columns().selected_columns.keys()) != _COLUMNS:  # pragma: no cover - a column added above only
     raise RuntimeError("worklist._COLUMNS does not follow _base_columns()")
 
 
 def _row(row: Any) -> dict[str, Any]:
     (case_id, case_type, state, rule_set, version, opened_at, updated_at, closed_at, summary, reference,
-     complex_flag, org, org_name, next_due_at) = row  # fmt: skip
+     complex_flag, org, org_name, next_due_at, notice) = row  # fmt: skip
     defn = registry.DEFINITIONS[case_type]
     return {
         "id": case_id,
@@ -140,6 +141,7 @@ def _row(row: Any) -> dict[str, Any]:
         "cert_no": reference or "",
         # A verification task the unit said is complex (seed 001 art. 12): its limit runs on, flagged.
         "complex": complex_flag is not None and str(complex_flag).lower() in ("1", "true"),
+        "notice": notice or "",  # e.g. 本地学位信息库无此记录
     }
 
 

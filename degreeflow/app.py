@@ -35,4 +35,5 @@ def build(
         smtp=smtp,
         query_limit=settings.query_limit_per_minute,
         attachments_dir=Path(settings.data_dir) / "attachments",
+        require_registry_record=settings.require_registry_record,
     )

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     query_limit_per_minute: int = Field(
         default=10, ge=1, description="Online certificate queries an anonymous caller may make per minute"
     )
+    require_registry_record: bool = Field(
+        default=False,
+        description="Refuse amendment, errata, revocation, photo and authentication cases whose certificate the "
+        "local registry does not hold (by default such a case is flagged 本地学位信息库无此记录 instead)",
+    )
     spot_check_percent: float = Field(
         default=5.0,
         ge=0,

@@ -60,6 +60,7 @@ class CaseView:
     closed_at: datetime | None
     last_seq: int
     head_hash: str
+    notice: str = ""  # a flag shown with the case (e.g. 本地学位信息库无此记录)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class FireContext:
     now: datetime
     today: date
     conn: Connection
+    options: Mapping[str, Any] = field(default_factory=dict)  # the engine's settings (see WorkflowEngine)
 
 
 Guard = Callable[[FireContext], None]  # raises a WorkflowError subclass to refuse
@@ -83,7 +85,8 @@ Condition = Callable[[FireContext], bool]
 
 @dataclass(frozen=True)
 class DeadlineEffect:
-    """start | stop | pause | resume a named deadline.
+    """start | stop | pause | resume | cancel a named deadline (cancel: closed as cancelled whatever its state,
+    for a case withdrawn or cancelled: nobody is late any more).
 
     `anchor`: payload field holding the start date (default: the day of the event). `owner`: the level that
     must act before the deadline (its supervisor is told of a breach).
@@ -97,6 +100,17 @@ class DeadlineEffect:
     rule_sets: tuple[str, ...] = ()
     label: str = ""
     owner: str = ""
+
+    def applies(self, rule_set: str) -> bool:
+        return not self.rule_sets or rule_set in self.rule_sets
+
+
+@dataclass(frozen=True)
+class AttachmentNeed:
+    """An attachment (named by its purpose) a step needs on the case; `rule_sets`: only under these."""
+
+    purpose: str
+    rule_sets: tuple[str, ...] = ()
 
     def applies(self, rule_set: str) -> bool:
         return not self.rule_sets or rule_set in self.rule_sets
@@ -118,9 +132,24 @@ class Step:
     deadlines: tuple[DeadlineEffect, ...] = ()
     # Rule sets under which the step takes effect only with the supervising leader's one-time code.
     authorization: tuple[str, ...] = ()
+    # Separation of duties: a collecting step (`collects`) bars its person from this round's second-person
+    # step; a step that sends the case back (`sends_back`) starts a new round.
+    collects: bool = False
+    sends_back: bool = False
+    # The documents issued since the round began become void (作废) with this step (a withdrawn application, a
+    # report sent back, a cancelled case); they stay stored with their numbers (see cases.voids).
+    voids_letters: bool = False
+    # Attachments (by purpose: a name, or an AttachmentNeed limited to rule sets) that must be on the case
+    # before the step; the domain's guard checks them in the step's transaction, the pages show them.
+    attachments: tuple[str | AttachmentNeed, ...] = ()
 
     def needs_authorization(self, rule_set: str) -> bool:
         return rule_set in self.authorization
+
+    def attachments_needed(self, rule_set: str) -> tuple[str, ...]:
+        """The purposes this step needs under `rule_set`, in declared order."""
+        needs = (AttachmentNeed(a) if isinstance(a, str) else a for a in self.attachments)
+        return tuple(need.purpose for need in needs if need.applies(rule_set))
 
     @property
     def has_guard(self) -> bool:
@@ -146,6 +175,8 @@ class ProcessDefinition:
     rule_sets: tuple[str, ...] = ("default",)
     # Rewrites shapes users may type (e.g. one change written flat) before validation, in place.
     prepare_payload: Callable[[dict[str, Any]], None] | None = None
+    # A flag the case carries on its page and in lists (`cases.notice`), recomputed on every step.
+    notice_of: Callable[[Mapping[str, Any]], str] = field(default=lambda payload: "")
     # Payload field copied to `cases.reference` on every step (indexed: finding a case by it stays fast).
     reference_field: str | None = None
 
@@ -187,6 +218,17 @@ class ProcessDefinition:
 
     def candidates(self, state: str, trigger: str) -> list[Step]:
         return [s for s in self._by_source_trigger.get((state, trigger), []) if not s.automatic]
+
+    @cached_property
+    def open_accepts(self) -> frozenset[str]:
+        """The payload keys opening a case takes (its field rules)."""
+        return frozenset(rule.name for rule in self.open_requires)
+
+    def find_step(self, source: str, trigger: str, dest: str) -> Step | None:
+        for step in self._by_source_trigger.get((source, trigger), ()):
+            if step.dest == dest:
+                return step
+        return None
 
     def step_for(self, source: str, trigger: str, dest: str) -> Step:
         for step in self._by_source_trigger[(source, trigger)]:
@@ -259,7 +301,7 @@ def check_definition(defn: ProcessDefinition) -> list[str]:
                 f"{defn.name}: step {step.source} -{step.trigger}-> {step.dest} has no guard ({what})"
             )
         for effect in step.deadlines + defn.open_deadlines:
-            if effect.action not in ("start", "stop", "pause", "resume"):
+            if effect.action not in ("start", "stop", "pause", "resume", "cancel"):
                 problems.append(f"{defn.name}: unknown deadline action {effect.action!r}")
             if effect.action == "start" and (not effect.owner or effect.days <= 0):
                 problems.append(f"{defn.name}: deadline {effect.name} starts without an owner or a length")
@@ -294,11 +336,12 @@ def check_definition(defn: ProcessDefinition) -> list[str]:
                 )
         for step in manual[1:]:
             first = manual[0]
-            if (step.actors, step.roles, step.second_person, step.requires) != (
+            if (step.actors, step.roles, step.second_person, step.requires, step.attachments) != (
                 first.actors,
                 first.roles,
                 first.second_person,
                 first.requires,
+                first.attachments,
             ):
                 problems.append(
                     f"{defn.name}: alternatives of {source} -{trigger}-> differ in who may fire them"

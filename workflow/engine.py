@@ -26,12 +26,13 @@ from workflow.definition import OPEN_TRIGGER, Actor, BoundCase, CaseView, FireCo
 from workflow.errors import (
     Conflict,
     Forbidden,
+    InvalidPayload,
     NotAllowedInState,
     NotFound,
     SeparationOfDuties,
     UnknownTrigger,
 )
-from workflow.fields import FieldSet
+from workflow.fields import FieldRule, FieldSet
 
 # Payload key of the supervising leader's one-time code on steps that need it.
 AUTHORIZATION_FIELD = "authorization_code"
@@ -89,6 +90,7 @@ _CASE_COLUMNS = [
     CASES.c.closed_at,
     CASES.c.last_seq,
     CASES.c.head_hash,
+    CASES.c.notice,
 ]
 _CASE_QUERY = select(*_CASE_COLUMNS).join_from(CASES, ORGS, CASES.c.org_id == ORGS.c.id)
 _ACTOR_QUERY = select(
@@ -120,6 +122,7 @@ _CASE_SET = (
     "head_hash",
     "reference",
     "summary",
+    "notice",
 )
 _EVENT_COLUMNS = ("case_id", "seq", "at", "actor_id", "actor_name", "trigger", "from_state", "to_state", "note",
                   "payload", "prev_hash", "hash")  # fmt: skip
@@ -136,6 +139,11 @@ _INSERT_EVENT = Precompiled(
     returning=(EVENTS.c.id,),
 )
 _INSERT_CASE = insert(CASES)
+_ROUND_EVENTS = (
+    select(EVENTS.c.trigger, EVENTS.c.from_state, EVENTS.c.to_state, EVENTS.c.actor_id)
+    .where(EVENTS.c.case_id == bindparam("case_id"))
+    .order_by(EVENTS.c.seq)
+)
 # The case and the person in one round trip (the hot path of `fire`).
 _ACTOR_ORGS = ORGS.alias("actor_org")
 _ACTOR_COLUMNS = [
@@ -159,6 +167,20 @@ _CASE_AND_ACTOR = Precompiled(
     .where(CASES.c.id == bindparam("case_id"))
 )
 _CASE_FIELDS = len(_CASE_COLUMNS)
+
+
+def refuse_undeclared(payload: Mapping[str, Any], rules: tuple[FieldRule, ...], label: str) -> None:
+    """Refuse keys a step did not declare, by name: a step's field rules are its whole contract."""
+    accepts = {rule.name for rule in rules}
+    unknown = sorted(key for key in payload if key not in accepts)
+    if unknown:
+        allowed = "、".join(rule.label for rule in rules) or "无（本步骤不需填写数据）"
+        raise InvalidPayload(
+            f"字段 {'、'.join(unknown)}：“{label}”不接受这些字段，未作任何修改（本步骤可填写：{allowed}）",
+            field=unknown[0],
+            rule="unknown_field",
+            fields=unknown,
+        )
 
 
 def load_case_and_actor(conn: Connection, case_id: int, who: str | int | Actor) -> tuple[CaseView, Actor]:
@@ -209,6 +231,7 @@ class WorkflowEngine:
         vocabulary: Vocabulary | None = None,
         after_step: tuple[StepHook, ...] = (),
         authorize: AuthorizeHook | None = None,
+        options: Mapping[str, Any] | None = None,
     ):
         self.db = db
         self.definitions = dict(definitions)
@@ -218,6 +241,7 @@ class WorkflowEngine:
         self.vocabulary = vocabulary or Vocabulary()
         self.after_step = after_step
         self.authorize = authorize
+        self.options = dict(options or {})  # settings guards read (e.g. require_registry_record)
 
     # -- queries ----------------------------------------------------------------------------------------
     def definition(self, case_type: str) -> ProcessDefinition:
@@ -229,8 +253,12 @@ class WorkflowEngine:
                 f"案件类型 {case_type} 不存在（可用：{known}）", rule="case_type_exists", field="type"
             ) from None
 
-    def permission_problem(self, step: Step, case: CaseView, actor: Actor) -> Forbidden | None:
-        """Why `actor` may not fire `step` on `case`, or None. Permissions deny by default."""
+    def permission_problem(
+        self, step: Step, case: CaseView, actor: Actor, conn: Connection | None = None
+    ) -> Forbidden | None:
+        """Why `actor` may not fire `step` on `case`, or None. Permissions deny by default.
+
+        `conn`: the caller's connection (the step's transaction), used to read the round's collecting steps."""
         vocab = self.vocabulary
         who = f"{actor.name}（{actor.org_name}，{vocab.role(actor.role)}）"
         if not actor.active:
@@ -248,25 +276,59 @@ class WorkflowEngine:
             return Forbidden(
                 f"“{step.label or step.trigger}”须由以下角色办理：{roles}；{who}无权执行", rule="actor_role"
             )
-        if step.second_person and actor.id == case.opened_by:
-            return SeparationOfDuties(
-                f"采集与校核须由不同工作人员负责：{actor.name} 采集了本案数据，不能执行“{step.label or step.trigger}”",
-                rule="collector_may_not_verify",
-            )
+        if step.second_person:
+            collected = self._collected_by(conn, case, actor)
+            if collected is not None:
+                return SeparationOfDuties(
+                    f"采集与校核须由不同工作人员负责：{actor.name} 本轮已办理“{collected}”，"
+                    f"不能再执行“{step.label or step.trigger}”，请由另一名工作人员校核",
+                    rule="collector_may_not_verify",
+                    person=actor.username,
+                    step=collected,
+                )
         return None
 
-    def allowed_steps(self, case: CaseView, actor: Actor) -> list[Step]:
+    def _collected_by(self, conn: Connection | None, case: CaseView, actor: Actor) -> str | None:
+        """The collecting step `actor` did in the case's current round (since it last went back), or None.
+
+        Opening the case counts as collecting: the opener never verifies their own case."""
+        if actor.id == case.opened_by:
+            return f"新建{self.definition(case.type).label}案件"
+        if not case.id or conn is None and self.db is None:
+            return None
+        if conn is None:
+            with self.db.connect() as own:
+                return self._collected_by(own, case, actor)
+        defn = self.definition(case.type)
+        rows = conn.execute(_ROUND_EVENTS, {"case_id": case.id}).all()
+        for trigger, from_state, to_state, actor_id in reversed(rows):
+            step = defn.find_step(from_state, trigger, to_state)
+            if step is None:
+                continue
+            if step.sends_back:
+                return None
+            if step.collects and actor_id == actor.id:
+                return step.label or step.trigger
+        return None
+
+    def allowed_steps(self, case: CaseView, actor: Actor, conn: Connection | None = None) -> list[Step]:
         """The manual steps this person may fire now (branches of one trigger listed once)."""
+        return [step for step, problem in self.step_permissions(case, actor, conn) if problem is None]
+
+    def step_permissions(
+        self, case: CaseView, actor: Actor, conn: Connection | None = None
+    ) -> list[tuple[Step, Forbidden | None]]:
+        """Each manual step from the case's state (branches of one trigger once) with why this person may not
+        fire it, or None."""
         defn = self.definition(case.type)
         seen: set[str] = set()
-        allowed = []
+        out = []
         for step in defn.manual_steps_from(case.state):
             if step.trigger in seen:
                 continue
             seen.add(step.trigger)
-            if self.permission_problem(step, case, actor) is None:
-                allowed.append(step)
-        return allowed
+            out.append((step, self.permission_problem(step, case, actor, conn)))
+        return out
 
     # -- commands ---------------------------------------------------------------------------------------
     def open(
@@ -276,6 +338,8 @@ class WorkflowEngine:
         actor: str | int | Actor,
         payload: Mapping[str, Any] | None = None,
         note: str = "",
+        *,
+        internal: Mapping[str, Any] | None = None,
     ) -> FireResult:
         defn = self.definition(case_type)
         now = self.clock.now()
@@ -317,8 +381,13 @@ class WorkflowEngine:
             problem = self.permission_problem(opening, draft, who)
             if problem:
                 raise problem
-            FieldSet(defn.open_requires).validate(data, note)
-            ctx = FireContext(draft, who, OPEN_TRIGGER, data, dict(data), note, now, self.clock.today(), conn)
+            refuse_undeclared(data, defn.open_requires, opening.label)
+            FieldSet(defn.open_requires).validate(data, note, today=self.clock.today())
+            # What the software itself adds (e.g. the filing a supplement comes from), never a user's input.
+            data.update(internal or {})
+            ctx = FireContext(
+                draft, who, OPEN_TRIGGER, data, dict(data), note, now, self.clock.today(), conn, self.options
+            )
             for guard in defn.open_guards:
                 guard(ctx)
             rule_set = defn.choose_rule_set(data)
@@ -339,6 +408,7 @@ class WorkflowEngine:
                     head_hash="",
                     reference=defn.reference_of(data),
                     summary=defn.summary_of(data),
+                    notice=defn.notice_of(data),
                 ),
             ).inserted_primary_key[0]
             event = self._event(case_id, 1, now, who, OPEN_TRIGGER, "", defn.initial, note, data, GENESIS)
@@ -395,7 +465,7 @@ class WorkflowEngine:
                     state=case.state,
                 )
             first = candidates[0]
-            problem = self.permission_problem(first, case, who)
+            problem = self.permission_problem(first, case, who, conn)
             if problem:
                 raise problem
             step_payload = dict(payload or {})
@@ -409,12 +479,18 @@ class WorkflowEngine:
                 self.authorize(conn, who, case, first, code, now)
             if defn.prepare_payload:
                 defn.prepare_payload(step_payload)
+            refuse_undeclared(step_payload, first.requires, first.label or trigger)
             merged = {**case.payload, **step_payload}
-            checked = FieldSet(first.requires).validate(merged, note, step_payload)
+            checked = FieldSet(first.requires).validate(merged, note, step_payload, today=today)
             step_payload.update(
                 {k: v for k, v in checked.items() if k in step_payload or k not in case.payload}
             )
-            ctx = FireContext(case, who, trigger, merged, step_payload, note, now, today, conn)
+            ctx = FireContext(case, who, trigger, merged, step_payload, note, now, today, conn, self.options)
+            # A step that changes what identifies the case (its certificate, its person) passes the checks of
+            # opening again: ownership of the certificate, the unit's scope, the rules chosen by dates.
+            if defn.open_guards and step_payload.keys() & defn.open_accepts:
+                for guard in defn.open_guards:
+                    guard(ctx)
             for guard in first.guards:
                 guard(ctx)
 
@@ -461,6 +537,7 @@ class WorkflowEngine:
                     "v_head_hash": prev_hash,
                     "v_reference": defn.reference_of(merged),
                     "v_summary": defn.summary_of(merged),
+                    "v_notice": defn.notice_of(merged),
                 },
             )
             if updated != 1:

@@ -66,6 +66,7 @@ class FieldRule:
     hint: str = ""
     max_length: int | None = None
     file_rows: bool = False
+    past: bool = False  # a date of something that has happened (a conferral, a decision): not after today
 
     @property
     def text_limit(self) -> int:
@@ -73,7 +74,7 @@ class FieldRule:
             return self.max_length
         return NOTE_TEXT_MAX if self.from_note else TEXT_MAX
 
-    def validate(self, payload: Mapping[str, Any], prefix: str = "") -> Any:
+    def validate(self, payload: Mapping[str, Any], prefix: str = "", today: date | None = None) -> Any:
         """Return the normalised value (or None if absent and optional); raise InvalidPayload naming the field."""
         where = f"{prefix}{self.name}"
         title = f"字段 {where}（{self.label}）"
@@ -96,6 +97,12 @@ class FieldRule:
                     f"{title}：日期须在 {DATE_MIN} 至 {DATE_MAX} 之间，收到“{parsed}”",
                     field=where,
                     rule="date_range",
+                )
+            if self.past and today is not None and parsed > today:
+                raise InvalidPayload(
+                    f"{title}：是已发生的日期，不能晚于今天（{today}，北京时间），收到“{parsed}”",
+                    field=where,
+                    rule="date_not_in_future",
                 )
             value = parsed.isoformat()
         elif self.kind == "int":
@@ -126,7 +133,7 @@ class FieldRule:
                         )
                     row = dict(element)
                     for rule in self.items:
-                        checked = rule.validate(row, prefix=f"{where}[{index}].")
+                        checked = rule.validate(row, prefix=f"{where}[{index}].", today=today)
                         if checked is not None:
                             row[rule.name] = checked
                     normalised.append(row)
@@ -162,17 +169,22 @@ class FieldSet:
     rules: tuple[FieldRule, ...] = field(default_factory=tuple)
 
     def validate(
-        self, payload: dict[str, Any], note: str = "", step_payload: dict[str, Any] | None = None
+        self,
+        payload: dict[str, Any],
+        note: str = "",
+        step_payload: dict[str, Any] | None = None,
+        today: date | None = None,
     ) -> dict[str, Any]:
         """Validate and normalise `payload` in place; returns the normalised values that were checked.
 
-        `fresh` rules read `step_payload` (what this step brought) when it is given."""
+        `fresh` rules read `step_payload` (what this step brought) when it is given; `past` dates are checked
+        against `today` (Beijing) when it is given."""
         checked: dict[str, Any] = {}
         for rule in self.rules:
             source = step_payload if rule.fresh and step_payload is not None else payload
             if rule.from_note and not source.get(rule.name) and note.strip():
                 source[rule.name] = note.strip()
-            value = rule.validate(source)
+            value = rule.validate(source, today=today)
             if value is not None:
                 payload[rule.name] = value
                 checked[rule.name] = value

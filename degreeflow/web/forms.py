@@ -68,7 +68,8 @@ def form_fields(rules: Iterable[FieldRule], *, skip: Iterable[str] = ()) -> list
 
 
 def payload_from_form(form: Mapping[str, Any], fields: list[FormField]) -> dict[str, Any]:
-    """The payload a submitted form stands for: empty inputs are left out, list rows with no value dropped."""
+    """The payload a submitted form stands for: empty inputs are left out, list rows with no value dropped;
+    a key that is no input of the form is kept, for the step to refuse."""
     payload: dict[str, Any] = {}
     by_name = {f.name: f for f in fields}
     rows: dict[str, dict[int, dict[str, str]]] = {}
@@ -85,7 +86,13 @@ def payload_from_form(form: Mapping[str, Any], fields: list[FormField]) -> dict[
             rows.setdefault(name, {}).setdefault(index, {})[sub] = value
             continue
         spec = by_name.get(key)
-        if spec is None or not value:
+        if spec is None:
+            # Not an input of this step's form: passed on as sent, so the step refuses it by name (a step's
+            # field rules are its whole contract; nothing is dropped or stored silently).
+            if value and not key.endswith(FILE_SUFFIX):
+                payload[key] = value
+            continue
+        if not value:
             continue
         if spec.kind == "list" and not spec.items:
             payload[key] = [line.strip() for line in value.splitlines() if line.strip()][:MAX_ROWS]
