@@ -19,19 +19,35 @@ from sqlalchemy.exc import DBAPIError
 
 from cases import record_workers
 from cases.degree_record import COLUMN, BatchChecker, Problem, as_fields, normalise, parse_yyyymmdd
-from db.models import DegreeRecord, QueryLog, RecordChange
-from workflow import FireContext, Step
+from db.models import DegreeRecord, Organisation, QueryLog, RecordChange, RecordImport, RecordImportConfirmation, User
+from workflow import Actor, FireContext, Forbidden, InvalidPayload, NotFound, SeparationOfDuties, Step
 
 RECORDS = DegreeRecord.__table__
 CHANGES = RecordChange.__table__
 QUERIES = QueryLog.__table__
+IMPORTS = RecordImport.__table__
+CONFIRMATIONS = RecordImportConfirmation.__table__
 CHUNK = 2000
 
 
-def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
-    """The numbers among these that are filed already, looked up `LOOKUP` at a time on the DBAPI cursor
+def existing(conn: Connection, cert_numbers: Iterable[str], *, copies: bool = True) -> set[str]:
+    """The numbers among these that the registry holds already (`statuses`). Without `copies`, only records that
+    are filed (or revoked): a unit's working copy or its unconfirmed import does not count."""
+    found = statuses(conn, cert_numbers)
+    if copies:
+        return set(found)
+    return {cert for cert, status in found.items() if status not in COPY_STATUSES}
+
+
+# A unit's working copy, and a unit's import of its filed data awaiting the second person: in the registry, but
+# neither public nor filed (the online query and the comparisons leave them out; a filing case replaces them).
+COPY_STATUSES = ("working", "pending")
+
+
+def statuses(conn: Connection, cert_numbers: Iterable[str]) -> dict[str, str]:
+    """The status of each of these numbers the registry holds, looked up `LOOKUP` at a time on the DBAPI cursor
     (SQLAlchemy's expanding IN renders and coerces each value: more than the look-up itself)."""
-    found: set[str] = set()
+    found: dict[str, str] = {}
     numbers = list(dict.fromkeys(cert_numbers))
     for start in range(0, len(numbers), LOOKUP):
         chunk = numbers[start : start + LOOKUP]
@@ -40,7 +56,7 @@ def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
         cursor = conn.connection.cursor()
         try:
             cursor.execute(sql, arguments)
-            found.update(row[0] for row in cursor.fetchall())
+            found.update(cursor.fetchall())
         except conn.dialect.loaded_dbapi.Error as error:
             raise DBAPIError.instance(
                 sql, None, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
@@ -50,18 +66,26 @@ def existing(conn: Connection, cert_numbers: Iterable[str]) -> set[str]:
     return found
 
 
+def held_problem(cert: str, status: str, row: int | None) -> Problem:
+    """The refusal of a certificate number the registry holds already: filed, or a unit's imported copy."""
+    if status in COPY_STATUSES:
+        return Problem("cert_no_imported", "cert_no",
+                       f"{COLUMN['cert_no']}：{cert} 已由学位授予单位导入学位信息库（工作副本），不能重复导入", row)  # fmt: skip
+    return Problem("cert_no_filed", "cert_no", f"{COLUMN['cert_no']}：{cert} 已备案，不能重复导入", row)
+
+
 LOOKUP = 500
 _LOOKUPS: dict[tuple[str, int], tuple[str, tuple[str, ...] | None]] = {}
 
 
 def _lookup_sql(dialect: Dialect, size: int) -> tuple[str, tuple[str, ...] | None]:
-    """SELECT cert_no ... WHERE cert_no IN (size parameters), compiled by SQLAlchemy for the dialect;
+    """SELECT cert_no, status ... WHERE cert_no IN (size parameters), compiled by SQLAlchemy for the dialect;
     the parameter names when the dialect's style is named, else None."""
     key = (dialect.name, size)
     found = _LOOKUPS.get(key)
     if found is None:
         names = [f"n{i}" for i in range(size)]
-        statement = select(RECORDS.c.cert_no).where(
+        statement = select(RECORDS.c.cert_no, RECORDS.c.status).where(
             RECORDS.c.cert_no.in_([bindparam(name) for name in names])
         )
         compiled = statement.compile(dialect=dialect)
@@ -72,21 +96,24 @@ def _lookup_sql(dialect: Dialect, size: int) -> tuple[str, tuple[str, ...] | Non
 
 
 def check_for_import(
-    conn: Connection, rows: Iterable[Mapping[str, str]], org: str | None = None
+    conn: Connection, rows: Iterable[Mapping[str, str]], org: str | None = None, *, copies: bool = False
 ) -> list[Problem]:
     """Every problem of a batch, read as a stream: the record checks, the batch rules, the unit, and
     certificate numbers already filed (looked up a chunk at a time). A large CSV file not yet read
-    (`record_files.iter_rows`) is checked in worker processes (`cases.record_workers`), same result."""
+    (`record_files.iter_rows`) is checked in worker processes (`cases.record_workers`), same result.
+
+    A unit's imported copies (`COPY_STATUSES`) do not stop a filing or supplement batch (its recording replaces
+    them); with `copies` they count as well, as they do for an import (`import_file`)."""
     checker = BatchChecker()
     problems: list[Problem] = []
     pending: list[tuple[str, int]] = []
 
     def look_up() -> None:
-        filed = existing(conn, [cert for cert, _ in pending])
+        held = statuses(conn, [cert for cert, _ in pending])
         for cert, row in pending:
-            if cert in filed:
-                problems.append(Problem("cert_no_filed", "cert_no",
-                                        f"{COLUMN['cert_no']}：{cert} 已备案，不能重复导入", row))  # fmt: skip
+            status = held.get(cert)
+            if status is not None and (copies or status not in COPY_STATUSES):
+                problems.append(held_problem(cert, status, row))
         pending.clear()
 
     if record_workers.applies(rows):
@@ -116,11 +143,20 @@ def check_for_import(
 
 
 def store(
-    conn: Connection, rows: Iterable[Mapping[str, str]], now: datetime, source: str, progress: Any = None
+    conn: Connection,
+    rows: Iterable[Mapping[str, str]],
+    now: datetime,
+    source: str,
+    progress: Any = None,
+    *,
+    status: str = "filed",
+    publishable: bool = True,
+    import_id: int | None = None,
 ) -> int:
-    """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time."""
+    """Insert the rows (keyed by field) as filed records in the caller's transaction, `CHUNK` at a time (or, from
+    an import, as its `status`, `publishable` and `import_id` say)."""
     plan = _InsertPlan.of(conn.dialect)
-    make = plan.row_maker(now, source)
+    make = plan.row_maker(now, source, status=status, publishable=publishable, import_id=import_id)
     count = 0
     for chunk in _chunks(rows, CHUNK):
         plan.executemany(conn, list(map(make, chunk)))
@@ -139,6 +175,10 @@ def import_file(
     *,
     skip_invalid: bool = False,
     progress: Any = None,
+    status: str = "filed",
+    publishable: bool = True,
+    import_id: int | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[int, list[Problem]]:
     """Check and store in one pass over the rows (a file read once): `check_for_import` and `store` of the
     rows without problems, block by block (a large CSV file checked and prepared in worker processes).
@@ -146,12 +186,16 @@ def import_file(
     Returns (rows stored, the problems, exactly as `check_for_import` finds them). Without `skip_invalid`
     nothing more is stored after the first problem; the caller refuses the file — raising, so that its
     transaction rolls back what was stored — when there is any problem, or with `skip_invalid` a problem of
-    the batch as a whole (no row). The rows of a double bachelor's pair found wrong at the end are removed."""
+    the batch as a whole (no row). The rows of a double bachelor's pair found wrong at the end are removed.
+
+    The records are stored as `status`, `publishable` and `import_id` say (an import's standing: public, a
+    working copy, pending); a number the registry holds in any status is refused. `stats`, when given, gets
+    the number of rows read (`rows`)."""
     plan = _InsertPlan.of(conn.dialect)
-    bind = plan.binder(now, source)
+    bind = plan.binder(now, source, status=status, publishable=publishable, import_id=import_id)
     checker = BatchChecker()
     problems: list[Problem] = []
-    filed_before: set[str] = set()
+    held: dict[str, str] = {}  # numbers the registry held before this import -> their status
     stored_bachelors: dict[int, str] = {}  # row -> certificate number, for the pairs checked at the end
     stored = 0
     if record_workers.applies(rows):
@@ -164,12 +208,11 @@ def import_file(
         block = [replace(p, row=p.row + base) for p in found]
         duplicates = checker.add_numbers(certs, base)
         repeated = {p.row for p in duplicates}
-        # Numbers filed before this import (a repeated number was looked up where it first appeared).
-        filed_before |= existing(conn, [c for i, c in enumerate(certs, base) if c and i not in repeated])
+        # Numbers held before this import (a repeated number was looked up where it first appeared).
+        held.update(statuses(conn, [c for i, c in enumerate(certs, base) if c and i not in repeated]))
         block += duplicates
-        if filed_before:
-            block += [Problem("cert_no_filed", "cert_no", f"{COLUMN['cert_no']}：{c} 已备案，不能重复导入", i)
-                      for i, c in enumerate(certs, base) if c in filed_before]  # fmt: skip
+        if held:
+            block += [held_problem(c, held[c], i) for i, c in enumerate(certs, base) if c in held]
         checker.add_block(base, count, dates, bachelors)
         problems.extend(block)
         if problems and not skip_invalid:
@@ -191,22 +234,26 @@ def import_file(
         if remove:
             conn.execute(delete(RECORDS).where(RECORDS.c.cert_no.in_(sorted(remove))))
             stored -= len(remove)
+    if stats is not None:
+        stats["rows"] = checker.row
     return stored, sorted(problems, key=lambda p: (p.row or 0, p.field))
 
 
 class _Binding:
     """The parameters of one import's rows (`record_workers.row_values`): constant columns bound once."""
 
-    def __init__(self, plan: _InsertPlan, now: datetime, source: str):
+    def __init__(self, plan: _InsertPlan, now: datetime, source: str, status: str = "filed",
+                 publishable: bool = True, import_id: int | None = None):  # fmt: skip
         self.plan = plan
         bound = plan._bound
         self.constant = {
-            "status": bound("status", "filed"),
-            "publishable": bound("publishable", True),
+            "status": bound("status", status),
+            "publishable": bound("publishable", publishable),
             "photo_missing": bound("photo_missing", False),
             "filed_at": bound("filed_at", now),
             "revoked_at": None,
             "source": bound("source", source[:200]),
+            "import_id": import_id,
         }
         # SQLite: (the varying values..., the constant ones) in the statement's order, the texts as they are.
         fast = plan.positional and plan.names == _VARYING + _CONSTANT and plan.json_as_is and plan.date_as_is
@@ -240,7 +287,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 _INSERT_COLUMNS = tuple(column.key for column in RECORDS.c if column.key != "id")
 _VARYING = ("cert_no", "unit_code", "name", "id_number", "degree_type", "conferral_date", "data")
-_CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source")
+_CONSTANT = ("status", "publishable", "photo_missing", "filed_at", "revoked_at", "source", "import_id")
 _JSON_PROBE = {"name": "张伟", "cert_no": "1063532024000123", "gender": "女"}
 _DATE_PROBE = date(2024, 6, 30)
 
@@ -280,13 +327,13 @@ class _InsertPlan:
         processor = self.processors.get(name)
         return processor(value) if processor is not None and value is not None else value
 
-    def binder(self, now: datetime, source: str) -> _Binding:
+    def binder(self, now: datetime, source: str, **standing: Any) -> _Binding:
         """From `record_workers.row_values` to the INSERT's parameters (a tuple in its order, or a dict)."""
-        return _Binding(self, now, source)
+        return _Binding(self, now, source, **standing)
 
-    def row_maker(self, now: datetime, source: str) -> Callable[[Mapping[str, str]], Any]:
+    def row_maker(self, now: datetime, source: str, **standing: Any) -> Callable[[Mapping[str, str]], Any]:
         """From a checked row keyed by field to the INSERT's parameters (`binder` of `row_values`)."""
-        bind = self.binder(now, source)
+        bind = self.binder(now, source, **standing)
         json_text = record_workers.JsonText()
 
         def make(row: Mapping[str, str]) -> Any:
@@ -312,6 +359,13 @@ class _InsertPlan:
 
 def _record(conn: Connection, cert_no: str) -> Any:
     return conn.execute(select(RECORDS).where(RECORDS.c.cert_no == cert_no)).first()
+
+
+def registry_record(conn: Connection, cert_no: str) -> Any:
+    """The registry's record of a certificate as a check may rely on it: filed (public, or a unit's confirmed
+    filed data) or revoked; None for a unit's working copy or unconfirmed import (`COPY_STATUSES`)."""
+    row = _record(conn, cert_no)
+    return None if row is None or row.status in COPY_STATUSES else row
 
 
 def _log(conn: Connection, record_id: int, case_id: int | None, action: str, actor_id: int | None, now: datetime,
@@ -371,24 +425,38 @@ def photo_supplied(
     return count
 
 
+def file_records(conn: Connection, rows: list[Mapping[str, str]], case_id: int, actor_id: int, now: datetime) -> None:
+    """A filing or supplement case's records, filed and public. A unit's imported copy of one of them
+    (`COPY_STATUSES`) becomes the filed record: its values are the case's, the change is in its history."""
+    held = statuses(conn, [row["cert_no"] for row in rows])
+    copies = {cert for cert, status in held.items() if status in COPY_STATUSES}
+    store(conn, [row for row in rows if row["cert_no"] not in copies], now, f"case:{case_id}")
+    json_text = record_workers.JsonText()
+    for row in rows:
+        cert = row["cert_no"]
+        record = _record(conn, cert)
+        if cert in copies:
+            _, unit_code, name, id_number, degree_type, conferral, _ = record_workers.row_values(row, json_text)
+            conn.execute(update(RECORDS).where(RECORDS.c.id == record.id).values(
+                unit_code=unit_code, name=name, id_number=id_number, degree_type=degree_type,
+                conferral_date=date.fromisoformat(conferral), data=dict(row), status="filed",
+                publishable=True, filed_at=now, source=f"case:{case_id}", import_id=None))  # fmt: skip
+            _log(conn, record.id, case_id, "filed", actor_id, now, "status", record.status, "filed")
+        else:
+            _log(conn, record.id, case_id, "filed", actor_id, now)
+
+
 def apply_for_step(conn: Connection, ctx: FireContext, step: Step, event_id: int) -> None:
     """The engine's after-step hook: the registry changes a step makes."""
     case_type, payload = ctx.case.type, ctx.payload
     if case_type == "supplement" and step.dest == "recorded":
-        rows = [normalise(row) for row in payload.get("data") or []]
-        store(conn, rows, ctx.now, f"case:{ctx.case.id}")
-        for row in rows:
-            record = _record(conn, row["cert_no"])
-            _log(conn, record.id, ctx.case.id, "filed", ctx.actor.id, ctx.now)
+        file_records(conn, [normalise(row) for row in payload.get("data") or []], ctx.case.id, ctx.actor.id,
+                     ctx.now)  # fmt: skip
     elif case_type == "filing" and step.dest == "recorded":
         from cases.filing import batch_rows  # the filing module checks batches against this registry
 
         # The whole batch in this step's transaction: the two records of a double bachelor's degree together.
-        rows = batch_rows(payload)
-        store(conn, rows, ctx.now, f"case:{ctx.case.id}")
-        for row in rows:
-            record = _record(conn, row["cert_no"])
-            _log(conn, record.id, ctx.case.id, "filed", ctx.actor.id, ctx.now)
+        file_records(conn, batch_rows(payload), ctx.case.id, ctx.actor.id, ctx.now)
     elif case_type in ("amendment", "errata") and step.dest == "recorded":
         apply_changes(conn, str(payload.get("cert_no", "")), payload.get("changes") or [], ctx.case.id, ctx.actor.id,
                       ctx.now)  # fmt: skip
@@ -406,7 +474,8 @@ def history(conn: Connection, cert_no: str) -> dict[str, Any] | None:
     changes = conn.execute(select(CHANGES).where(CHANGES.c.record_id == row.id).order_by(CHANGES.c.id)).all()
     return {
         "cert_no": row.cert_no, "name": row.name, "status": row.status, "photo_missing": row.photo_missing,
-        "filed_at": row.filed_at, "source": row.source, "data": row.data,
+        "publishable": row.publishable, "standing": standing_label(row.status, row.publishable),
+        "import_id": row.import_id, "filed_at": row.filed_at, "source": row.source, "data": row.data,
         "changes": [{"at": c.at, "case_id": c.case_id, "action": c.action, "field": c.field,
                      "field_label": COLUMN.get(c.field, c.field), "old": c.old_value, "new": c.new_value}
                     for c in changes],
@@ -489,3 +558,166 @@ def compare(conn: Connection, request: Mapping[str, Any]) -> tuple[bool, list[st
     if str(request.get("cert_no", ""))[:5] != row.unit_code:
         differing.append(COLUMN["unit_code"])
     return not differing, differing
+
+
+# -- imports: who brought what into the registry, and what it may be used for ------------------------------------
+# national: the Degree Center or the national office loads the national database, public at once.
+# working: a unit's working copy, for its checks; neither public nor a filed record.
+# filed: a unit's own filed data (e.g. the history filed before this system), pending until a second person of the
+#   unit confirms it; then a filed record for the comparisons (authentication, registry checks), still not public.
+# Only a filing or supplement case (`file_records`) and a national import make a record public.
+KIND_LABELS = {"national": "全国学位授予信息库", "working": "单位工作副本", "filed": "单位已备案数据"}
+STATUS_LABELS = {"public": "已公开", "working": "工作副本（不公开）", "pending": "待另一名工作人员确认",
+                 "confirmed": "已确认（不公开）", "refused": "未导入"}  # fmt: skip
+# kind -> (the import's status, the records' status, publishable)
+STANDING = {"national": ("public", "filed", True), "working": ("working", "working", False),
+            "filed": ("pending", "pending", False)}  # fmt: skip
+IMPORT_ROLES = {"unit": ("collector", "verifier", "admin"), "center": ("officer", "admin"),
+                "national": ("officer", "admin")}  # fmt: skip
+CONFIRM_ROLES = ("verifier", "admin")  # a second person checks what was collected (seed 002 art. 12(2))
+SECOND_PERSON_RULE = "校核与采集应当由不同工作人员负责完成（《学位授予信息管理工作规程》第十二条第二项）"
+
+
+def import_kind(actor: Actor, filed: bool) -> str:
+    """What an import by this person is: the national database (Degree Center, national office), or a unit's
+    working copy or filed data. Refused for anyone else, naming the rule."""
+    roles = IMPORT_ROLES.get(actor.org_kind)
+    if roles is None:
+        raise Forbidden(
+            f"导入人：{actor.name}（{actor.org_name}）不能导入学位授予信息（只有学位授予单位、学位中心或国务院学位委员会"
+            "办公室可以导入）",
+            field="as_user",
+            rule="records_import_level",
+        )
+    if actor.role not in roles:
+        raise Forbidden(
+            f"导入人：{actor.name} 的角色不能导入学位授予信息（可导入的角色：{'、'.join(_role_labels(roles))}）",
+            field="as_user",
+            rule="records_import_role",
+        )
+    if actor.org_kind != "unit":
+        if filed:
+            raise InvalidPayload(
+                "导入类别：学位中心或国务院学位委员会办公室导入的是全国学位授予信息库（导入即公开），不选“单位已备案数据”",
+                field="filed",
+                rule="filed_is_for_units",
+            )
+        return "national"
+    return "filed" if filed else "working"
+
+
+def _role_labels(roles: Iterable[str]) -> list[str]:
+    from cases.vocabulary import ROLE_LABELS
+
+    return [ROLE_LABELS.get(role, role) for role in roles]
+
+
+def begin_import(conn: Connection, actor: Actor, unit_code: str, filename: str, kind: str, now: datetime) -> int:
+    """The audit row of an import, written before its records (they refer to it); `finish_import` completes it in
+    the same transaction."""
+    return int(conn.execute(insert(IMPORTS).values(
+        at=now, actor_id=actor.id, org_id=actor.org_id, unit_code=unit_code, filename=filename[:200], sha256="",
+        size=0, kind=kind, status="importing", accepted=0, refused=0, message="",
+    )).inserted_primary_key[0])  # fmt: skip
+
+
+def finish_import(conn: Connection, import_id: int, *, sha256: str, size: int, accepted: int, refused: int) -> str:
+    """Complete the audit row with what was taken; returns the import's status."""
+    kind = conn.execute(select(IMPORTS.c.kind).where(IMPORTS.c.id == import_id)).scalar_one()
+    status = STANDING[kind][0]
+    conn.execute(update(IMPORTS).where(IMPORTS.c.id == import_id).values(
+        sha256=sha256, size=size, accepted=accepted, refused=refused, status=status))  # fmt: skip
+    return status
+
+
+def log_refused_import(conn: Connection, actor: Actor, unit_code: str, filename: str, kind: str, now: datetime, *,
+                       sha256: str, size: int, refused: int, message: str) -> int:  # fmt: skip
+    """The audit row of a file refused as a whole (its transaction took back what it had stored)."""
+    return int(conn.execute(insert(IMPORTS).values(
+        at=now, actor_id=actor.id, org_id=actor.org_id, unit_code=unit_code, filename=filename[:200], sha256=sha256,
+        size=size, kind=kind, status="refused", accepted=0, refused=refused, message=message[:500],
+    )).inserted_primary_key[0])  # fmt: skip
+
+
+def import_row(conn: Connection, import_id: int) -> dict[str, Any] | None:
+    found = list_imports(conn, import_id=import_id)
+    return found[0] if found else None
+
+
+def list_imports(conn: Connection, *, units: Iterable[str] | None = None, import_id: int | None = None,
+                 limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
+    """Imports, newest first, with who made them, who confirmed them and their status now (a pending import once
+    confirmed is `confirmed`). `units`: only these units' imports (None: all)."""
+    importer, confirmer = User.__table__.alias("importer"), User.__table__.alias("confirmer")
+    orgs = Organisation.__table__
+    query = (
+        select(IMPORTS, importer.c.username, importer.c.name.label("actor_name"), orgs.c.name.label("org_name"),
+               CONFIRMATIONS.c.at.label("confirmed_at"), confirmer.c.username.label("confirmed_by"),
+               confirmer.c.name.label("confirmed_by_name"))  # fmt: skip
+        .join(importer, importer.c.id == IMPORTS.c.actor_id)
+        .join(orgs, orgs.c.id == IMPORTS.c.org_id)
+        .outerjoin(CONFIRMATIONS, CONFIRMATIONS.c.import_id == IMPORTS.c.id)
+        .outerjoin(confirmer, confirmer.c.id == CONFIRMATIONS.c.actor_id)
+        .where(IMPORTS.c.status != "importing")
+        .order_by(IMPORTS.c.id.desc())
+        .limit(limit)
+    )
+    if import_id is not None:
+        query = query.where(IMPORTS.c.id == import_id)
+    if units is not None:
+        query = query.where(IMPORTS.c.unit_code.in_(list(units)))
+    found = []
+    for row in conn.execute(query):
+        status = "confirmed" if row.confirmed_at is not None else row.status
+        found.append({
+            "id": row.id, "at": row.at, "importer": row.username, "importer_name": row.actor_name,
+            "org_name": row.org_name, "unit_code": row.unit_code, "filename": row.filename, "sha256": row.sha256,
+            "size": row.size, "kind": row.kind, "kind_label": KIND_LABELS.get(row.kind, row.kind),
+            "status": status, "status_label": STATUS_LABELS.get(status, status), "accepted": row.accepted,
+            "refused": row.refused, "message": row.message, "confirmed_at": row.confirmed_at,
+            "confirmed_by": row.confirmed_by, "confirmed_by_name": row.confirmed_by_name,
+        })  # fmt: skip
+    return found
+
+
+def confirm_import(conn: Connection, import_id: int, actor: Actor, now: datetime) -> dict[str, Any]:
+    """A second person of the unit confirms its import of filed data: the records become filed (for the
+    comparisons), still not public. Refused, naming the rule, for the importer, another organisation, a role that
+    does not verify, or an import that is not pending."""
+    found = import_row(conn, import_id)
+    if found is None or actor.org_kind != "unit" or found["unit_code"] != actor.org_code:
+        raise NotFound(f"导入记录 #{import_id} 不存在（或不属于本单位）", field="import_id", rule="import_exists")
+    if found["status"] != "pending":
+        raise InvalidPayload(
+            f"导入记录 #{import_id}：状态为“{found['status_label']}”，只有单位已备案数据的导入待确认",
+            field="import_id",
+            rule="import_pending",
+        )
+    if found["importer"] == actor.username:
+        raise SeparationOfDuties(
+            f"确认人：{actor.name}（{actor.username}）是这次导入的导入人，不能确认自己的导入——{SECOND_PERSON_RULE}，"
+            "须由本单位另一名工作人员确认",
+            field="as_user",
+            rule="second_person",
+        )
+    if actor.role not in CONFIRM_ROLES:
+        raise Forbidden(
+            f"确认人：{actor.name} 的角色不能确认导入（可确认的角色：{'、'.join(_role_labels(CONFIRM_ROLES))}）",
+            field="as_user",
+            rule="confirm_role",
+        )
+    conn.execute(insert(CONFIRMATIONS).values(import_id=import_id, at=now, actor_id=actor.id))
+    conn.execute(update(RECORDS).where(RECORDS.c.import_id == import_id, RECORDS.c.status == "pending")
+                 .values(status="filed"))  # fmt: skip
+    return import_row(conn, import_id) or {}
+
+
+def standing_label(status: str, publishable: bool) -> str:
+    """What a record's status means, in Chinese."""
+    if status == "revoked":
+        return "已撤销"
+    if status == "working":
+        return "单位工作副本（未备案，不公开）"
+    if status == "pending":
+        return "单位已备案数据（待另一名工作人员确认，不公开）"
+    return "已备案" if publishable else "已备案（单位导入并经确认，不公开）"

@@ -68,6 +68,7 @@ from workflow import (
     NotFound,
     Vocabulary,
     WorkflowEngine,
+    WorkflowError,
     load_actor,
     load_case,
 )
@@ -938,7 +939,8 @@ class DegreeFlow:
 
     # -- registry of degree records ---------------------------------------------------------------------
     def records_validate(self, path: Path, org: str | None = None) -> dict[str, Any]:
-        """Check a CSV/XLSX file without storing it; writes an error report workbook next to it."""
+        """Check a CSV/XLSX file without storing it; writes an error report workbook next to it. Numbers the
+        registry holds in any form (filed, or a unit's imported copy) are refused, as the import refuses them."""
         rows = 0
 
         def counted() -> Any:
@@ -948,44 +950,123 @@ class DegreeFlow:
                 yield row
 
         with self.db.connect() as conn:
-            problems = records.check_for_import(conn, counted(), org)
+            problems = records.check_for_import(conn, counted(), org, copies=True)
         report = record_files.write_error_report(path, problems) if problems else None
         return {"rows": rows, "problems": [p.to_dict() for p in problems],
                 "invalid_rows": len({p.row for p in problems if p.row}),
                 "report": str(report) if report else None}  # fmt: skip
 
     def records_import(
-        self, path: Path, org: str, skip_invalid: bool = False, progress: Any = None
+        self,
+        path: Path,
+        org: str | None = None,
+        skip_invalid: bool = False,
+        progress: Any = None,
+        *,
+        as_user: str | int | None = None,
+        filed: bool = False,
     ) -> dict[str, Any]:
         """Store the valid rows of a file in one transaction; any invalid row refuses the file unless skipped.
 
-        The file is read once, as a stream, so its size does not bound memory."""
-        with transaction(self.db) as conn:
-            if (
-                conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first()
-                is None
-            ):
+        What the records become follows who imports them (`records.import_kind`): the Degree Center's or the
+        national office's import is the national database, public at once; a unit's import is a working copy
+        (not public), and a unit's import of its filed data (`filed`) stays pending until a second person of the
+        unit confirms it (`records_confirm`). Every import, taken or refused, leaves an audit row: who, when, the
+        organisation, the file's name, SHA-256 and size, rows accepted and refused, its status.
+
+        The file is read once for the import, as a stream, so its size does not bound memory."""
+        with self.db.connect() as conn:
+            actor = self._importer(conn, as_user)
+            kind = records.import_kind(actor, filed)
+            if actor.org_kind == UNIT:
+                if org and org != actor.org_code:
+                    raise Forbidden(
+                        f"学位授予单位：{actor.name} 只能导入本单位（{actor.org_code}）的学位授予信息，收到“{org}”",
+                        field="org",
+                        rule="records_import_own_unit",
+                    )
+                org = actor.org_code
+            if not org:
+                raise InvalidPayload("学位授予单位：请指定导入哪个单位的学位授予信息（--org 单位代码）", field="org",
+                                     rule="required_field")  # fmt: skip
+            if conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first() is None:
                 raise NotFound(f"学位授予单位 {org} 不存在", field="org", rule="organisation_exists")
-            # One read of the file: check and store block by block (a large CSV is checked in worker
-            # processes); any refusal below raises, and the transaction takes back what was stored.
-            stored, problems = records.import_file(
-                conn, record_files.iter_rows(path), org, self.clock.now(), f"import:{path.name}",
-                skip_invalid=skip_invalid, progress=progress,
-            )  # fmt: skip
-            bad_rows = {p.row for p in problems if p.row}
-            batch_problems = [p for p in problems if not p.row]
-            if (problems and not skip_invalid) or batch_problems:
-                report = record_files.write_error_report(path, problems)
-                first = problems[0]
-                where = f"第 {first.row} 行 " if first.row else ""
-                raise InvalidPayload(
-                    f"{path.name}：{len(bad_rows) or len(problems)} 行有错误，未导入任何记录。"
-                    f"{where}{first.message}（全部错误见 {report.name}）",
-                    field=first.field,
-                    rule=first.code,
-                )
+        sha256, size = _file_digest(path)
+        _, record_status, publishable = records.STANDING[kind]
+        bad_rows: set[int] = set()
+        problems: list[Any] = []
+        try:
+            with transaction(self.db) as conn:
+                now = self.clock.now()
+                import_id = records.begin_import(conn, actor, org, path.name, kind, now)
+                stats: dict[str, int] = {}
+                # One read of the file: check and store block by block (a large CSV is checked in worker
+                # processes); any refusal below raises, and the transaction takes back what was stored.
+                stored, problems = records.import_file(
+                    conn, record_files.iter_rows(path), org, now, f"import:{path.name}",
+                    skip_invalid=skip_invalid, progress=progress, status=record_status, publishable=publishable,
+                    import_id=import_id, stats=stats,
+                )  # fmt: skip
+                bad_rows = {p.row for p in problems if p.row}
+                batch_problems = [p for p in problems if not p.row]
+                if (problems and not skip_invalid) or batch_problems:
+                    report = record_files.write_error_report(path, problems)
+                    first = problems[0]
+                    where = f"第 {first.row} 行 " if first.row else ""
+                    raise InvalidPayload(
+                        f"{path.name}：{len(bad_rows) or len(problems)} 行有错误，未导入任何记录。"
+                        f"{where}{first.message}（全部错误见 {report.name}）",
+                        field=first.field,
+                        rule=first.code,
+                    )
+                status = records.finish_import(conn, import_id, sha256=sha256, size=size, accepted=stored,
+                                               refused=len(bad_rows))  # fmt: skip
+        except Exception as refused:
+            # The file's transaction is taken back; the refusal is on the record all the same.
+            message = refused.message if isinstance(refused, WorkflowError) else f"文件无法导入（{type(refused).__name__}）"
+            with transaction(self.db) as conn:
+                records.log_refused_import(conn, actor, org, path.name, kind, self.clock.now(), sha256=sha256,
+                                           size=size, refused=len(bad_rows), message=message)  # fmt: skip
+            raise
         report = record_files.write_error_report(path, problems) if problems else None
-        return {"stored": stored, "skipped": len(bad_rows), "report": str(report) if report else None}
+        return {"stored": stored, "skipped": len(bad_rows), "report": str(report) if report else None,
+                "import_id": import_id, "status": status, "status_label": records.STATUS_LABELS[status],
+                "sha256": sha256}  # fmt: skip
+
+    @staticmethod
+    def _importer(conn: Any, as_user: str | int | None) -> Actor:
+        if as_user is None or as_user == "":
+            raise InvalidPayload(
+                "导入人：须注明导入人（--as 用户名）——每次导入都记录导入人、文件的 SHA-256 和行数",
+                field="as_user",
+                rule="importer_required",
+            )
+        return load_actor(conn, as_user)
+
+    def records_confirm(self, import_id: int, as_user: str | int) -> dict[str, Any]:
+        """A second person of the unit confirms the unit's import of its filed data (never the importer)."""
+        with transaction(self.db) as conn:
+            actor = load_actor(conn, as_user)
+            found = records.confirm_import(conn, import_id, actor, self.clock.now())
+        return _import_view(found)
+
+    def records_imports(
+        self, as_user: str | int | None = None, org: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The imports, newest first: a unit sees its own, a province its units', the Degree Center and the national
+        office all (without `as_user`, at the console: all, or `org`'s)."""
+        with self.db.connect() as conn:
+            units: list[str] | None = None
+            if as_user is not None:
+                actor = load_actor(conn, as_user)
+                if actor.org_kind == UNIT:
+                    units = [actor.org_code]
+                elif actor.org_kind == PROVINCE:
+                    units = list(conn.execute(select(ORGS.c.code).where(ORGS.c.parent_id == actor.org_id)).scalars())
+            if org:
+                units = [org] if units is None or org in units else []
+            found = records.list_imports(conn, units=units, limit=limit)
+        return [_import_view(row) for row in found]
 
     def records_export(self, path: Path, org: str | None = None) -> int:
         query = select(records.RECORDS).order_by(records.RECORDS.c.id)
@@ -1036,3 +1117,23 @@ class DegreeFlow:
     @staticmethod
     def definitions_check() -> list[str]:
         return registry.check_all()
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, for the import's audit row (a file that cannot be read: empty, 0)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError:
+        return "", 0
+    return digest.hexdigest(), size
+
+
+def _import_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    view = dict(row)
+    for key in ("at", "confirmed_at"):
+        view[key] = beijing_iso(view[key]) if view.get(key) else None
+    return view

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 from db import models  # noqa: F401  (registers the tables)
 
 # The audit trail and issued documents are append-only: the database refuses UPDATE and DELETE.
-_IMMUTABLE = ("case_events", "documents", "document_voids")
+_IMMUTABLE = ("case_events", "documents", "document_voids", "record_import_confirmations")
 _APPEND_ONLY_SQLITE = [
     statement
     for table in _IMMUTABLE
@@ -31,6 +31,24 @@ _APPEND_ONLY_SQLITE = [
         f"""CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
             BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END""",
     )
+]
+# The audit row of a records import is written before its records (they refer to it) and completed once, in the
+# same transaction, with the rows taken: it may change only while its status is still 'importing'.
+_IMPORT_AUDIT_SQLITE = [
+    """CREATE TRIGGER IF NOT EXISTS record_imports_no_update BEFORE UPDATE ON record_imports
+        WHEN OLD.status <> 'importing' BEGIN SELECT RAISE(ABORT, 'record_imports is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS record_imports_no_delete BEFORE DELETE ON record_imports
+        BEGIN SELECT RAISE(ABORT, 'record_imports is append-only'); END""",
+]
+_IMPORT_AUDIT_PG = [
+    """CREATE OR REPLACE FUNCTION degreeflow_import_audit() RETURNS trigger AS $$
+       BEGIN
+         IF TG_OP = 'UPDATE' AND OLD.status = 'importing' THEN RETURN NEW; END IF;
+         RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+       END; $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS record_imports_append_only ON record_imports",
+    """CREATE TRIGGER record_imports_append_only BEFORE UPDATE OR DELETE ON record_imports
+        FOR EACH ROW EXECUTE FUNCTION degreeflow_import_audit()""",
 ]
 _APPEND_ONLY_PG = [
     """CREATE OR REPLACE FUNCTION degreeflow_append_only() RETURNS trigger AS $$
@@ -113,7 +131,10 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
 
 def create_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
-    statements = _APPEND_ONLY_SQLITE if engine.dialect.name == "sqlite" else _APPEND_ONLY_PG
+    if engine.dialect.name == "sqlite":
+        statements = _APPEND_ONLY_SQLITE + _IMPORT_AUDIT_SQLITE
+    else:
+        statements = _APPEND_ONLY_PG + _IMPORT_AUDIT_PG
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))

@@ -318,6 +318,10 @@ class DegreeRecord(SQLModel, table=True):
     filed_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
     source: str = Field(default="", max_length=200)
+    # The import that brought the record (`record_imports`); NULL for a record filed by a case. Status, besides
+    # filed | revoked: `working` (a unit's working copy) and `pending` (a unit's filed data awaiting the second
+    # person); `publishable` is true only for what filing or the Degree Center / national office made public.
+    import_id: int | None = Field(default=None, foreign_key="record_imports.id")
 
 
 class RecordChange(SQLModel, table=True):
@@ -405,3 +409,39 @@ class Attachment(SQLModel, table=True):
     # What the file is for (`cases.attachments.PURPOSES`, e.g. the revocation resolution); a step whose letter
     # lists an attachment requires one of its purpose. Empty: another proof.
     purpose: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+
+
+class RecordImport(SQLModel, table=True):
+    """Every import of a record file (who, when, which organisation, the file's SHA-256, rows accepted and refused),
+    written whether the file was taken or refused. Append-only; a confirmation is a `RecordImportConfirmation`.
+
+    `kind`: national (by the Degree Center or the national office: the national database, public at once),
+    working (a unit's working copy, for checks) or filed (a unit's filed data: pending until a second person of the
+    unit confirms it). `status` as imported: public | working | pending | refused."""
+
+    __tablename__ = "record_imports"
+    __table_args__ = (Index("ix_record_imports_unit_at", "unit_code", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    actor_id: int = Field(foreign_key="users.id")
+    org_id: int = Field(foreign_key="organisations.id")  # the importer's organisation
+    unit_code: str = Field(max_length=5)  # the unit whose records these are
+    filename: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    size: int = 0
+    kind: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    accepted: int = 0
+    refused: int = 0
+    message: str = Field(default="", max_length=500)  # the first refusal, for a refused file
+
+
+class RecordImportConfirmation(SQLModel, table=True):
+    """The second person's confirmation of a unit's import of its filed data (one per import). Append-only."""
+
+    __tablename__ = "record_import_confirmations"
+
+    import_id: int = Field(foreign_key="record_imports.id", primary_key=True)
+    at: datetime = _ts()
+    actor_id: int = Field(foreign_key="users.id")

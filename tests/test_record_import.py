@@ -19,6 +19,7 @@ from db import DegreeRecord
 from tests.test_degree_record import VALID
 from workflow import InvalidPayload
 
+CENTER = "xwzx01"  # the Degree Center: its import is the national database, as a filing is
 CELL = st.text(alphabet=st.sampled_from(list('ab 张,"\r\n\t;；\\') + ["\x00", "\u3000"]), max_size=6)
 
 
@@ -136,7 +137,7 @@ def _write(path, rows):
 
 
 def test_checking_in_workers_finds_what_checking_row_by_row_finds(flow, tmp_path, monkeypatch):
-    flow.records_import(_write(tmp_path / "filed.csv", [_person(200), _person(3)]), "10635")
+    flow.records_import(_write(tmp_path / "filed.csv", [_person(200), _person(3)]), "10635", as_user=CENTER)
     path = _write(tmp_path / "mixed.csv", _mixed_rows())
     monkeypatch.setenv("DEGREEFLOW_RECORD_WORKERS", "0")
     with flow.db.connect() as conn:
@@ -153,8 +154,8 @@ def test_checking_in_workers_finds_what_checking_row_by_row_finds(flow, tmp_path
     assert parallel == serial
     # The import refuses the whole file, then stores the good rows with --skip-invalid.
     with pytest.raises(InvalidPayload):
-        flow.records_import(path, "10635")
-    result = flow.records_import(path, "10635", skip_invalid=True)
+        flow.records_import(path, "10635", as_user=CENTER)
+    result = flow.records_import(path, "10635", skip_invalid=True, as_user=CENTER)
     assert result["stored"] == 119 - result["skipped"]
 
 
@@ -164,7 +165,7 @@ def test_stored_data_are_the_rows_json_whatever_they_hold(flow, tmp_path):
         _person(2, **{"论文题目": '桥梁"抗震"\\研究\t一'}),
         _person(3, **{"论文题目": "桥梁\u3000研究"}),
     ]
-    flow.records_import(_write(tmp_path / "odd.csv", rows), "10635")
+    flow.records_import(_write(tmp_path / "odd.csv", rows), "10635", as_user=CENTER)
     with flow.db.connect() as conn:
         stored = {r.cert_no: r.data for r in conn.execute(select(DegreeRecord.__table__))}
     for row in rows:
@@ -189,7 +190,7 @@ def test_one_pass_import_finds_and_stores_what_check_then_store_does(flow, tmp_p
     """`records.import_file` (one pass) against the service's import (check, then store) on the same file."""
     from db import transaction
 
-    flow.records_import(_write(tmp_path / "filed.csv", [_person(200), _person(3)]), "10635")
+    flow.records_import(_write(tmp_path / "filed.csv", [_person(200), _person(3)]), "10635", as_user=CENTER)
     path = _write(tmp_path / "mixed.csv", _mixed_rows() + [_person(3)])  # filed, and repeated in the file
     monkeypatch.setenv("DEGREEFLOW_RECORD_WORKERS", workers)
     monkeypatch.setattr(record_workers, "MIN_BYTES", 0)
@@ -212,14 +213,14 @@ def test_one_pass_import_finds_and_stores_what_check_then_store_does(flow, tmp_p
         one_pass = _stored(flow, conn)
         conn.rollback()
     assert _stored(flow) == before
-    result = flow.records_import(path, "10635", skip_invalid=True)
+    result = flow.records_import(path, "10635", skip_invalid=True, as_user=CENTER)
     assert stored == result["stored"] and sum(progress) >= stored
     assert one_pass == _stored(flow)
 
 
 def test_filed_numbers_are_found_in_chunks(flow, tmp_path, monkeypatch):
     monkeypatch.setattr(records, "LOOKUP", 2)
-    flow.records_import(_write(tmp_path / "a.csv", [_person(i) for i in range(1, 6)]), "10635")
+    flow.records_import(_write(tmp_path / "a.csv", [_person(i) for i in range(1, 6)]), "10635", as_user=CENTER)
     with flow.db.connect() as conn:
         found = records.existing(conn, [f"106353202400{i:04d}" for i in range(0, 9)] + ["1063532024000001"])
     assert found == {f"106353202400{i:04d}" for i in range(1, 6)}
