@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from cases import registry_checks
+from cases.common import cancel, withdraw
 from cases.record import cert_no_of_unit
 from cases.vocabulary import PROVINCE, UNIT
 from workflow import FieldRule, FireContext, ProcessDefinition, Step
@@ -45,9 +47,10 @@ FORM4_CELL = (
 DEFINITION = ProcessDefinition(
     name="photo",
     label="照片补报",
-    states={"draft": "草稿", "filed": "已报省级（待确认）", "recorded": "已办结"},
+    states={"draft": "草稿", "filed": "已报省级（待确认）", "recorded": "已办结", "cancelled": "已作废"},
     initial="draft",
-    terminal=frozenset({"recorded"}),
+    notice_of=registry_checks.notice_of,
+    terminal=frozenset({"recorded", "cancelled"}),
     open_actors=(UNIT,),
     rule_sets=("2013",),
     choose_rule_set=lambda payload: "2013",
@@ -58,7 +61,10 @@ DEFINITION = ProcessDefinition(
                  FieldRule("category", "类别", kind="choice", choices=CATEGORIES),
                  FieldRule("people", "表4 补报电子照片的学位获得者名单", kind="list", items=FORM4_CELL),
              ),
-             guards=(_cert_numbers,)),
-        Step("acknowledge", "filed", "recorded", (PROVINCE,), label="省级确认收到"),
+             guards=(_cert_numbers, registry_checks.people_against_registry)),
+        Step("acknowledge", "filed", "recorded", (PROVINCE,), label="省级确认收到",
+             guards=(registry_checks.record_changes,)),
+        withdraw("filed", UNIT),
+        cancel("draft", UNIT),
     ),
 )  # fmt: skip

@@ -34,6 +34,8 @@ REGISTRY_KEY = "registry_record"
 MISSING_NOTICE = "本地学位信息库无此记录"
 NOTHING_CHANGED = "本地学位信息库无此记录，未更新任何记录"
 REQUIRE_SETTING = "require_registry_record"
+# Set by the step that would change the record when the registry does not hold it: nothing was changed.
+UNCHANGED_KEY = "registry_unchanged"
 
 
 def record_of(ctx: FireContext, cert_no: Any) -> Any:
@@ -45,6 +47,8 @@ def record_of(ctx: FireContext, cert_no: Any) -> Any:
 
 def notice_of(payload: Mapping[str, Any]) -> str:
     """The flag a case carries on its page and in lists (`cases.notice`)."""
+    if payload.get(UNCHANGED_KEY):
+        return NOTHING_CHANGED
     return MISSING_NOTICE if payload.get(REGISTRY_KEY) is False else ""
 
 
@@ -224,3 +228,17 @@ def still_revocable(ctx: FireContext) -> None:
             f"证书 {record.cert_no} 的学位授予信息已撤销备案（由其他案件办理），本案无需再撤销",
             rule="already_revoked",
         )
+    record_changes(ctx)
+
+
+def record_changes(ctx: FireContext) -> None:
+    """On the step that changes the record (amendment/errata recorded, revocation revoked, photo recorded):
+    when the registry holds none of the case's certificates, the case says so truthfully ("nothing was
+    changed"), or, with the setting, the step is refused."""
+    numbers = [ctx.payload.get("cert_no")] if ctx.payload.get("cert_no") else [
+        person.get("cert_no") for person in ctx.payload.get("people") or [] if isinstance(person, dict)
+    ]
+    if any(record_of(ctx, number) is not None for number in numbers):
+        return
+    _missing(ctx, str(numbers[0] if numbers else ""))
+    ctx.payload[UNCHANGED_KEY] = True

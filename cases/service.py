@@ -25,8 +25,10 @@ from cases import (
     record_files,
     records,
     registry,
+    registry_checks,
     unit_forms,
     units,
+    voids,
     worklist,
 )
 from cases.policy import scope
@@ -65,7 +67,9 @@ from workflow import (
     FireResult,
     Forbidden,
     InvalidPayload,
+    NotAllowedInState,
     NotFound,
+    SeparationOfDuties,
     Vocabulary,
     WorkflowEngine,
     WorkflowError,
@@ -96,6 +100,7 @@ class DegreeFlow:
         query_limit: int = 10,
         attachments_dir: Path | None = None,
         issue_letters: bool = True,
+        require_registry_record: bool = False,
     ):
         registry.assert_valid()
         self.db = db
@@ -110,10 +115,12 @@ class DegreeFlow:
             clock=self.clock,
             vocabulary=Vocabulary(levels=LEVELS, roles=ROLE_LABELS),
             # Letters are issued inside the step; `issue_letters=False` only for measuring the engine alone.
-            after_step=(records.apply_for_step, letters.issue_for_step)
+            # A step that undoes a round (withdraw, return, cancel) voids what the round issued (cases.voids).
+            after_step=(records.apply_for_step, letters.issue_for_step, voids.void_for_step)
             if issue_letters
-            else (records.apply_for_step,),
+            else (records.apply_for_step, voids.void_for_step),
             authorize=self._authorize,
+            options={registry_checks.REQUIRE_SETTING: require_registry_record},
         )
         self.attachments_dir = attachments_dir
         authentication.set_comparator(records.compare)
@@ -517,12 +524,12 @@ class DegreeFlow:
     def _supplement_from_filing(self, case_id: int, as_user: str) -> int:
         with self.db.connect() as conn:
             case = load_case(conn, case_id)
-        opened = self.open_case(
+        opened = self.engine.open(
             "supplement",
             case.org_code,
             as_user,
-            filing.supplement_payload(case),
-            f"由报送案件 #{case_id} 逾期转入",
+            note=f"由报送案件 #{case_id} 逾期转入",
+            internal=filing.supplement_payload(case),
         )
         return opened.case_id
 
@@ -565,7 +572,7 @@ class DegreeFlow:
                     field="trigger",
                     rule="authorization_not_needed",
                 )
-            problem = self.engine.permission_problem(step, case, actor)
+            problem = self.engine.permission_problem(step, case, actor, conn)
             if problem:
                 raise problem
             if case.type == "filing":  # no code for a formal submission that would be refused anyway
@@ -627,19 +634,34 @@ class DegreeFlow:
         """A case as `show` gives it, if this person may see it; otherwise "not found" (never "forbidden")."""
         data = self.show(case_id, self.ensure_visible(case_id, as_user))
         defn = self.engine.definition(data["type"])
+        have: dict[str, int] | None = None
         for item in data["allowed"] or []:
             step = next(s for s in defn.manual_steps_from(data["state"]) if s.trigger == item["trigger"])
             item["authorization"] = step.needs_authorization(data["rule_set"])
+            item["attachments"] = attachments.needs_of(step, data["rule_set"])
+            if item["attachments"] and have is None:
+                with self.db.connect() as conn:
+                    have = attachments.counts(conn, case_id)
+            for need in item["attachments"]:
+                need["uploaded"] = (have or {}).get(need["purpose"], 0)
         return data
 
     # -- attachments ------------------------------------------------------------------------------------
     def add_attachment(
-        self, case_id: int, as_user: str | int, filename: str, content: bytes, max_bytes: int
+        self,
+        case_id: int,
+        as_user: str | int,
+        filename: str,
+        content: bytes,
+        max_bytes: int,
+        purpose: str = attachments.DEFAULT_PURPOSE,
     ) -> dict[str, Any]:
-        """Store a proof file for a case (outside any web root, named by its hash) and record who added it."""
+        """Store a file for a case (outside any web root, named by its hash) with what it is for (`purpose`, one of
+        `attachments.PURPOSES`) and record who added it."""
         if self.attachments_dir is None:
             raise Forbidden("未配置附件目录", rule="attachments_unavailable")
         clean, ext, content_type = attachments.check(filename, content, max_bytes)
+        purpose = attachments.check_purpose(purpose, ext)
         digest = hashlib.sha256(content).hexdigest()
         stored = f"{digest}.{ext}"
         with transaction(self.db) as conn:
@@ -656,9 +678,10 @@ class DegreeFlow:
             new_id = conn.execute(
                 insert(ATTACHMENTS).values(case_id=case_id, filename=clean, stored_name=stored,
                                            content_type=content_type, size=len(content), sha256=digest,
-                                           uploaded_by=actor.id, uploaded_at=self.clock.now())
+                                           uploaded_by=actor.id, uploaded_at=self.clock.now(), purpose=purpose)
             ).inserted_primary_key[0]  # fmt: skip
-        return {"id": new_id, "filename": clean, "size": len(content), "sha256": digest}
+        return {"id": new_id, "filename": clean, "size": len(content), "sha256": digest, "purpose": purpose,
+                "purpose_label": attachments.purpose_of(purpose).label}  # fmt: skip
 
     def attachments(self, case_id: int) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
@@ -669,7 +692,21 @@ class DegreeFlow:
                 .order_by(ATTACHMENTS.c.id)
             ).all()
         return [{"id": r.id, "filename": r.filename, "size": r.size, "sha256": r.sha256, "uploader": r.uploader,
-                 "content_type": r.content_type, "uploaded_at": beijing_iso(r.uploaded_at)} for r in rows]  # fmt: skip
+                 "content_type": r.content_type, "uploaded_at": beijing_iso(r.uploaded_at), "purpose": r.purpose,
+                 "purpose_label": attachments.purpose_of(r.purpose).label} for r in rows]  # fmt: skip
+
+    def attachment_needs(self, case_id: int, rule_set: str, case_type: str) -> list[dict[str, Any]]:
+        """Every attachment a step of this case needs (under its rule set), the step, and how many are uploaded."""
+        with self.db.connect() as conn:
+            have = attachments.counts(conn, case_id)
+        needs: dict[str, dict[str, Any]] = {}
+        for step in self.engine.definition(case_type).steps:
+            for need in attachments.needs_of(step, rule_set):
+                entry = needs.setdefault(need["purpose"], {**need, "uploaded": have.get(need["purpose"], 0),
+                                                           "steps": []})  # fmt: skip
+                if (step.label or step.trigger) not in entry["steps"]:
+                    entry["steps"].append(step.label or step.trigger)
+        return list(needs.values())
 
     def attachment_file(
         self, case_id: int, attachment_id: int, as_user: str | int
@@ -711,11 +748,16 @@ class DegreeFlow:
             deadlines = [self._deadline_dict(d) for d in conn.execute(
                 select(DEADLINES).where(DEADLINES.c.case_id == case_id).order_by(DEADLINES.c.id)
             )]  # fmt: skip
-            allowed = None
+            allowed = blocked = None
             if as_user:
                 actor = load_actor(conn, as_user)
-                allowed = [
-                    {"trigger": s.trigger, "label": s.label} for s in self.engine.allowed_steps(case, actor)
+                permissions = self.engine.step_permissions(case, actor, conn)
+                allowed = [{"trigger": s.trigger, "label": s.label} for s, problem in permissions if problem is None]
+                # Steps of this person's level and role refused by the two-person rule: shown with the reason.
+                blocked = [
+                    {"trigger": s.trigger, "label": s.label, "reason": problem.message}
+                    for s, problem in permissions
+                    if isinstance(problem, SeparationOfDuties)
                 ]
         return {
             "id": case.id,
@@ -731,6 +773,8 @@ class DegreeFlow:
             "closed_at": beijing_iso(case.closed_at),
             "payload": case.payload,
             "allowed": allowed,
+            "blocked": blocked,
+            "notice": case.notice,
             "history": history,
             "deadlines": deadlines,
         }
@@ -884,14 +928,21 @@ class DegreeFlow:
                     "sha256": row.sha256, "replaces_id": row.replaces_id, "event_id": row.event_id,
                     "template_current": row.template_sha256 == letters.template_sha256(row.kind),
                 })  # fmt: skip
+            # 作废: a document of a withdrawn, returned or cancelled round (None: in force).
+            found = voids.voids_of(conn, [r["id"] for r in rows])
+        for r in rows:
+            r["void"] = found.get(r["id"])
         return rows
 
     def document_html(self, document_id: int, *, inline_css: bool = False) -> tuple[dict[str, Any], str]:
         with self.db.connect() as conn:
             row = conn.execute(letters.document_query().where(DOCS.c.id == document_id)).first()
+            void = voids.voids_of(conn, [document_id]).get(document_id) if row is not None else None
         if row is None:
             raise NotFound(f"文书 #{document_id} 不存在", field="document", rule="document_exists")
-        return dict(row._mapping), letters.render_html(row.kind, row.context, inline_css=inline_css)
+        # A void document is shown as issued, with a visible 作废 mark (its stored content stays as it was).
+        html = letters.render_html(row.kind, row.context, inline_css=inline_css)
+        return {**row._mapping, "void": void}, voids.mark_void(html, void)
 
     def document_for(self, document_id: int, as_user: str | int) -> tuple[dict[str, Any], str]:
         """`document_html` for a person who may see the document's case; otherwise "not found"."""
@@ -929,6 +980,13 @@ class DegreeFlow:
                 raise Forbidden(
                     f"只有签发机关（{original['org_name']}）的人员可以重新签发文书 {original['number']}",
                     rule="document_issuer",
+                )
+            if original["void"]:
+                raise NotAllowedInState(
+                    f"文书 {original['number']} 已作废（{original['void']['reason']}），不能重新签发；"
+                    "请重新办理相应步骤，新的文书将另行编号",
+                    field="document",
+                    rule="document_void",
                 )
             issued = letters.issue(
                 conn, original["kind"], case_id=case.id, case_type=case.type, rule_set=case.rule_set,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from cases.service import DegreeFlow
 from db import Case, CaseEvent, Deadline
+from workflow import load_case
 from degreeflow.demo import degree_record
 
 SUPPLEMENT_DATA = [
@@ -125,14 +128,60 @@ def snapshot(flow: DegreeFlow, case_id: int) -> tuple[Any, ...]:
     return (tuple(case) if case else None, [tuple(e) for e in events], [tuple(d) for d in deadlines])
 
 
+def unique_cert_no(cert_no: str) -> str:
+    """`cert_no` with a sequence (its last 6 digits) no case of this run used: one open case of a type per
+    certificate is the rule, and tests open many."""
+    global _SEQUENCE
+    _SEQUENCE += 1
+    return f"{cert_no[:10]}{_SEQUENCE % 1_000_000:06d}"
+
+
+_SEQUENCE = 500_000
+
+
 def open_case(flow: DegreeFlow, case_type: str, **extra: Any) -> int:
+    """Open a case of `case_type` with OPEN_DATA (and `extra`); when a case of the type is open for OPEN_DATA's
+    certificate already, another number is taken (`unique_cert_no`): one open case per certificate is the rule."""
     data = {**OPEN_DATA[case_type], **extra}
+    if "cert_no" in OPEN_DATA[case_type] and "cert_no" not in extra and case_type != "spot_check":
+        cases = Case.__table__
+        with flow.db.connect() as conn:
+            taken = conn.execute(
+                select(cases.c.id).where(cases.c.type == case_type, cases.c.reference == data["cert_no"],
+                                         cases.c.closed_at.is_(None))  # fmt: skip
+            ).first()
+        if taken is not None:
+            data["cert_no"] = unique_cert_no(data["cert_no"])
     return flow.open_case(case_type, UNIT[case_type], OPENER[case_type], data).case_id
 
 
 def fire(flow: DegreeFlow, case_id: int, case_type: str, trigger: str, part: str, **extra: Any):  # type: ignore[no-untyped-def]
     data = {**STEP_DATA.get((case_type, trigger), {}), **extra}
+    attach_required(flow, case_id, trigger)
     return flow.fire(case_id, trigger, users_for(UNIT[case_type])[part], payload=data)
+
+
+# The smallest files each accepted type's check lets through (cases.attachments.ALLOWED).
+PDF = b"%PDF-1.4\n% test attachment\n"
+ATTACHMENT_NAMES = {"revocation_resolution": "撤销学位决议.pdf", "conferral_resolution": "授予学位决议.pdf",
+                    "proof": "身份证件复印件.pdf"}  # fmt: skip
+
+
+def attach_required(flow: DegreeFlow, case_id: int, trigger: str, as_user: str | int | None = None) -> list[str]:
+    """Upload (as the case's opener, unless `as_user`) the attachments the step `trigger` needs from the case's
+    state that the case does not hold yet, as a unit would before pressing the button; their purposes."""
+    with flow.db.connect() as conn:
+        case = load_case(conn, case_id)
+    candidates = flow.engine.definition(case.type).candidates(case.state, trigger)
+    needed = candidates[0].attachments_needed(case.rule_set) if candidates else ()
+    have = {a["purpose"] for a in flow.attachments(case_id)} if needed else set()
+    missing = [purpose for purpose in needed if purpose not in have]
+    if missing and flow.attachments_dir is None:
+        flow.attachments_dir = Path(tempfile.mkdtemp(prefix="degreeflow-attachments-"))
+    for purpose in missing:
+        flow.add_attachment(case_id, as_user or case.opened_by, ATTACHMENT_NAMES[purpose], PDF + purpose.encode(),
+                            1 << 20, purpose=purpose)  # fmt: skip
+    return missing
 
 
 def leader_code(flow: DegreeFlow, case_id: int, trigger: str, as_user: str, leader: str = "10635XW04") -> str:

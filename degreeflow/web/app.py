@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -33,6 +34,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cases import attachments as attachment_rules
+from cases import records as records_rules
 from cases import registry, worklist
 from cases import units as unit_rules
 from cases.degree_record import COLUMN as RECORD_COLUMNS
@@ -47,6 +49,7 @@ from scheduler.calendar import DateOutOfRange
 from workflow import (
     Actor,
     Conflict,
+    FieldSet,
     Forbidden,
     InvalidPayload,
     NotAllowedInState,
@@ -60,6 +63,15 @@ HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidPayload: 422, NotAllowedInState: 409,
           UnknownTrigger: 404}  # fmt: skip
+# Steps that cannot be undone: pressing the button shows a confirmation page first (HTML only, no script), and
+# the step is taken when the person confirms there. What the confirmation says happens besides the new state.
+CONFIRM_FIRST = {
+    "reject": "驳回后案件即办结，复函（附驳回理由）将编号签发。",
+    "revoke": "撤销备案后，该学位授予信息从网上查询中删除，案件办结。",
+    "cancel": "作废后案件即办结，不再提醒或督办。",
+    "refuse": "不予受理后案件即办结。",
+}
+CONFIRMED = "confirmed"  # the confirmation page's hidden input (never part of a step's data)
 
 
 def status_of(error: WorkflowError) -> int:
@@ -143,7 +155,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/api/")
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, prefix="/api/", upload_limit=max_upload + 65536)
     # Added last, so outermost: a read's whole computation (session, page) is in the lane.
     app.add_middleware(ReadLane, size=settings.web_reads)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -447,9 +459,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             return RedirectResponse(f"/cases/{result.case_id}", status_code=303)
 
     def _actions(case: dict[str, Any], defn: Any) -> list[dict[str, Any]]:
-        """The steps this person may take now, each with the form fields it needs (prefilled from the case)."""
+        """The steps this person may take now, each with the form fields it needs (prefilled from the case); a
+        step the two-person rule keeps from this person is listed too, with the reason (`blocked`)."""
         actions = []
-        for item in case["allowed"] or []:
+        for item in (case["allowed"] or []) + (case.get("blocked") or []):
             step = defn.candidates(case["state"], item["trigger"])[0]
             fields = form_fields(step.requires)
             prefill = {
@@ -458,15 +471,19 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 if not any(r.fresh and r.name == k for r in step.requires)
             }
             actions.append({**item, "fields": fields, "values": values_for_form(prefill, fields),
-                            "danger": item["trigger"] in ("reject", "refuse", "return")})  # fmt: skip
+                            "danger": item["trigger"] in ("reject", "refuse", "return", "withdraw", *CONFIRM_FIRST),
+                            "confirm": item["trigger"] in CONFIRM_FIRST})  # fmt: skip
         return actions
 
     def _case_context(actor: Actor, case_id: int) -> dict[str, Any]:
         case = flow.case_for(case_id, actor.id)
         defn = flow.engine.definition(case["type"])
+        needs = flow.attachment_needs(case_id, case["rule_set"], case["type"])
         return {
             "user": actor, "case": case, "defn": defn, "actions": _actions(case, defn),
             "documents": flow.documents(case_id), "attachments": flow.attachments(case_id),
+            "attachment_needs": needs, "purposes": attachment_rules.PURPOSES.values(),
+            "purpose": next((n["purpose"] for n in needs if not n["uploaded"]), attachment_rules.DEFAULT_PURPOSE),
             "diagram": diagram.svg(defn, case["state"]), "errors": {}, "failed": None,
             "data_rows": _data_rows(case["payload"]), "labels": _labels(defn),
         }  # fmt: skip
@@ -495,6 +512,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             action = next((a for a in _actions(case, defn) if a["trigger"] == trigger), None)
             fields = action["fields"] if action else []
             payload = payload_from_form(form, fields)
+            payload.pop(CONFIRMED, None)
             code = str(form.get("authorization_code", "")).strip()
             if code:
                 payload["authorization_code"] = code[:32]
@@ -507,10 +525,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 version = (
                     0  # no case has this version: refused as changed by someone else (409), as any stale one
                 )
-            try:
-                await rows_from_files(form, fields, payload)
-                result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
-            except WorkflowError as exc:
+
+            def refused(exc: WorkflowError) -> Response:
                 context = _case_context(actor, case_id)
                 for item in context["actions"]:
                     if item["trigger"] == trigger:
@@ -518,6 +534,30 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                         item["note"] = note
                 context.update(errors=field_errors(exc, fields), failed=trigger, error=exc.message)
                 return page(request, "case.html", context, status_of(exc))
+
+            if action is not None and action["confirm"] and form.get(CONFIRMED) != "1":
+                # Not yet: the fields are checked (a missing reason is said on the case page, as ever), then
+                # the person sees what will happen and confirms, or goes back; nothing changes before that.
+                step = defn.candidates(case["state"], trigger)[0]
+                try:
+                    FieldSet(step.requires).validate({**case["payload"], **payload}, note, dict(payload))
+                except WorkflowError as exc:
+                    return refused(exc)
+                # What was typed, by its label (a reason typed as the note is shown as the reason).
+                shown = [(r.label, payload.get(r.name) or note) for r in step.requires
+                         if payload.get(r.name) or (r.from_note and note)]  # fmt: skip
+                note_used = any(r.from_note and not payload.get(r.name) for r in step.requires)
+                hidden = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and k not in ("csrf_token", CONFIRMED)]
+                return page(request, "confirm.html", {
+                    "user": actor, "case": case, "action": action, "consequence": CONFIRM_FIRST[trigger],
+                    "to_state": defn.state_label(step.dest), "voids": step.voids_letters, "shown": shown,
+                    "note": "" if note_used else note, "hidden": hidden, "confirmed": CONFIRMED,
+                })  # fmt: skip
+            try:
+                await rows_from_files(form, fields, payload)
+                result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
+            except WorkflowError as exc:
+                return refused(exc)
             flash(
                 request,
                 f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
@@ -544,13 +584,14 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 raise InvalidPayload("字段 file（附件）：请选择文件", field="file", rule="required_field")
             content = await upload.read(max_upload + 1)
             filename = upload.filename or ""
+            purpose = str(form.get("purpose") or "")[:64]
         try:
-            saved = flow.add_attachment(case_id, actor.id, filename, content, max_upload)
+            saved = flow.add_attachment(case_id, actor.id, filename, content, max_upload, purpose=purpose)
         except InvalidPayload as exc:
             context = _case_context(actor, case_id)
-            context.update(errors={"file": exc.message}, error=exc.message)
+            context.update(errors={exc.field or "file": exc.message}, error=exc.message, purpose=purpose)
             return page(request, "case.html", context, 422)
-        flash(request, f"已上传附件 {saved['filename']}")
+        flash(request, f"已上传附件 {saved['filename']}（{saved['purpose_label']}）")
         return RedirectResponse(f"/cases/{case_id}#attachments", status_code=303)
 
     @app.get("/cases/{case_id}/attachments/{attachment_id}", include_in_schema=False)
@@ -664,9 +705,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})  # fmt: skip
 
     # -- records -------------------------------------------------------------------------------------------
-    @app.get("/records", response_class=HTMLResponse, include_in_schema=False)
-    def records_page(request: Request, cert_no: str = "") -> Response:
-        actor = require(request)
+    def records_context(actor: Actor, cert_no: str = "") -> dict[str, Any]:
         history = None
         error = None
         if cert_no.strip():
@@ -675,8 +714,29 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             except NotFound as exc:
                 error = exc.message
         mine = [j for j in jobs.values() if j.owner == actor.id]
-        return page(request, "records.html", {"user": actor, "history": history, "cert_no": cert_no[:32],
-                                              "error": error, "jobs": mine[-5:], "units": units_for(actor)})  # fmt: skip
+        return {"user": actor, "history": history, "cert_no": cert_no[:32], "error": error, "jobs": mine[-5:],
+                "units": units_for(actor), "imports": flow.records_imports(actor.id, limit=20),
+                "confirm_roles": records_rules.CONFIRM_ROLES}  # fmt: skip
+
+    @app.get("/records", response_class=HTMLResponse, include_in_schema=False)
+    def records_page(request: Request, cert_no: str = "") -> Response:
+        actor = require(request)
+        return page(request, "records.html", records_context(actor, cert_no))
+
+    @app.post("/records/imports/{import_id}/confirm", include_in_schema=False)
+    async def records_confirm(request: Request, import_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]) -> Response:
+        actor = require(request)
+        async with request.form() as form:
+            check_csrf(request, form.get("csrf_token"))
+        try:
+            found = flow.records_confirm(import_id, actor.id)
+        except WorkflowError as exc:
+            # The refusal next to the import's button, nothing changed.
+            context = records_context(actor)
+            context.update(import_error={"id": import_id, "message": exc.message})
+            return page(request, "records.html", context, status=status_of(exc))
+        flash(request, f"已确认导入记录 #{found['id']}（{found['filename']}，{found['accepted']} 条）")
+        return RedirectResponse("/records", status_code=303)
 
     @app.post("/records/import", include_in_schema=False)
     async def records_import(request: Request) -> Response:
@@ -685,6 +745,8 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             check_csrf(request, form.get("csrf_token"))
             if actor.org_kind != UNIT and actor.org_kind not in (NATIONAL, CENTER):
                 raise Forbidden("只有学位授予单位或学位中心可以导入学位授予信息", rule="records_import_level")
+            filed = actor.org_kind == UNIT and form.get("kind") == "filed"
+            records_rules.import_kind(actor, filed)  # the importer's role, before the file is read
             org = actor.org_code if actor.org_kind == UNIT else str(form.get("org", ""))
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
@@ -698,10 +760,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             job = ImportJob(job_id, actor.id, org, path.name)
             skip = form.get("skip_invalid") == "1"
         jobs[job.id] = job
-        threading.Thread(target=_run_import, args=(job, path, skip), daemon=True).start()
+        threading.Thread(target=_run_import, args=(job, path, skip, filed), daemon=True).start()
         return RedirectResponse(f"/records/jobs/{job.id}", status_code=303)
 
-    def _run_import(job: ImportJob, path: Path, skip: bool) -> None:
+    def _run_import(job: ImportJob, path: Path, skip: bool, filed: bool = False) -> None:
         from cases import record_files
 
         try:
@@ -711,7 +773,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
             def advance(n: int) -> None:
                 job.done += n
 
-            job.result = flow.records_import(path, job.org, skip, progress=advance)
+            job.result = flow.records_import(path, job.org, skip, progress=advance, as_user=job.owner, filed=filed)
             job.phase = "已完成"
             report = job.result.get("report")
             job.report = Path(report) if report else None
@@ -801,8 +863,9 @@ class BodyLimit:
     Content-Length at once, or, sent in chunks, as soon as the bytes received pass the limit. Any request with
     a NUL character in its path or query is refused (422)."""
 
-    def __init__(self, app: ASGIApp, limit: int, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, limit: int, prefix: str, upload_limit: int | None = None) -> None:
         self.app, self.limit, self.prefix = app, limit, prefix
+        self.upload_limit = upload_limit or limit  # an attachment upload (POST .../attachments) may be larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -822,9 +885,10 @@ class BodyLimit:
         if not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        limit = self.upload_limit if scope["path"].endswith("/attachments") else self.limit
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            message = f"请求内容过大（上限 {self.limit // 1048576} MB）"
+        if not length.isdigit() or int(length) > limit:
+            message = f"请求内容过大（上限 {limit // 1048576} MB）"
             body = {"error": {"code": "payload_too_large", "message": message, "field": None}}
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return
@@ -835,7 +899,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise StarletteHTTPException(413)
             return message
 
