@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cases import letters
+from cases import letters, voids
 from db import Attachment, Case, CaseEvent, Document, Organisation, User
 from db.clock import beijing_iso, utc_iso
 from workflow import Forbidden, NotFound, WorkflowError
@@ -172,8 +172,11 @@ def gather(flow: DegreeFlow, case_id: int, as_user: str) -> Dossier:
             and d.template_sha256 == letters.template_sha256(d.kind),
             "context": d.context,
             "file": path,
+            # 作废: when, by whom and why a later step voided it (None: in force); its PDF carries the mark.
+            "void": snap["voids"].get(d.id),
         }
-        documents.append(DossierDocument(meta, letters.render_html(d.kind, d.context)))
+        html = voids.mark_void(letters.render_html(d.kind, d.context), meta["void"])
+        documents.append(DossierDocument(meta, html))
     attachments = [_attachment(flow, case_id, a, users, exporter.username) for a in snap["attachments"]]
     return Dossier(
         case=case,
@@ -209,6 +212,7 @@ def _snapshot(flow: DegreeFlow, case_id: int) -> dict[str, Any]:
             attachments = conn.execute(
                 select(ATTACHMENTS).where(ATTACHMENTS.c.case_id == case_id).order_by(ATTACHMENTS.c.id)
             ).all()
+            document_voids = voids.voids_of(conn, [d.id for d in documents])
             report = verify_chain(conn, case_id)
             user_ids = {row.opened_by} | {e.actor_id for e in events} | {d.issued_by for d in documents}
             user_ids |= {a.uploaded_by for a in attachments}
@@ -228,7 +232,7 @@ def _snapshot(flow: DegreeFlow, case_id: int) -> dict[str, Any]:
                     "province": {"code": parent.code, "name": parent.name} if parent else None}  # fmt: skip
     audit = {"ok": report.ok, "events": report.events, "problems": [p.to_dict() for p in report.problems]}
     return {"case": row, "events": events, "documents": documents, "attachments": attachments,
-            "users": users, "organisation": organisation, "audit": audit}  # fmt: skip
+            "users": users, "organisation": organisation, "audit": audit, "voids": document_voids}  # fmt: skip
 
 
 def _attachment(

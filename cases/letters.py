@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from cases import attachments
 from cases.record import RECORD_FIELDS
 from cases.vocabulary import CENTER, NATIONAL
 from db.clock import SHANGHAI
@@ -386,8 +387,11 @@ def build_context(
     number: str,
     today: date,
     earlier: Mapping[str, str],
+    attached: Mapping[str, int] | None = None,
 ) -> Letter:
-    """The content of a document about a case. `earlier`: numbers of documents issued before, by kind."""
+    """The content of a document about a case. `earlier`: numbers of documents issued before, by kind;
+    `attached`: the case's uploaded files by purpose (the attachment list names what was actually attached)."""
+    enclosed = attachments.letter_items(kind, attached or {})
     spec = KINDS[kind]
     unit, province = parties.unit, parties.province
     national_name = _name(parties.national, "国务院学位委员会办公室")
@@ -414,7 +418,7 @@ def build_context(
         records = _rows(payload.get("records"), ("name", "cert_no", "degree_type", "major", "conferral_date"))
         return SupplementApplication(
             **common | {"title": "关于申请补报学位授予信息的请示", "recipient": province_name,
-                        "attachments": ("申请补报学位获得者名单", "学位评定委员会授予学位的决议")},
+                        "attachments": ("申请补报学位获得者名单", *enclosed)},
             unit_name=unit.name,
             omission_reason=_text(payload.get("omission_reason")),
             resolution_no=_text(payload.get("resolution_no")),
@@ -431,7 +435,7 @@ def build_context(
         if kind == "amendment_application":
             return AmendmentApplication(
                 **common | {"title": "关于申请修改学位授予信息的请示", "recipient": province_name,
-                            "attachments": ("申请修改学位备案信息情况表", "证明材料")},
+                            "attachments": ("申请修改学位备案信息情况表", *enclosed)},
                 unit_name=unit.name, holder_name=holder, cert_no=_text(payload.get("cert_no")),
                 changes=changes, proofs=tuple(_text(p) for p in payload.get("proofs") or ()),
             )  # fmt: skip
@@ -444,7 +448,7 @@ def build_context(
         return RevocationReport(
             **common | {"title": f"关于撤销{_text(payload.get('name'))}学位的报告",
                         "recipient": f"{national_name}、{province_name}", "copy_to": (center_name,),
-                        "attachments": ("申请撤销学位备案信息名单", "学位评定委员会关于撤销学位的决议")},
+                        "attachments": ("申请撤销学位备案信息名单", *enclosed)},
             unit_name=unit.name, rule_set=rule_set, holder_name=_text(payload.get("name")),
             cert_no=_text(payload.get("cert_no")), conferral_date=_date_text(payload.get("conferral_date")),
             decision_date=_date_text(payload.get("decision_date")), resolution_no=_text(payload.get("resolution_no")),
@@ -548,6 +552,7 @@ def issue(
             number=number,
             today=today,
             earlier=earlier,
+            attached=attachments.counts(conn, case_id) if kind in attachments.LETTER_PURPOSES else {},
         )  # fmt: skip
     )
     context = _jsonable(context)

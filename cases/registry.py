@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases import amendment, authentication, errata, filing, photo, revocation, spot_check, supplement
+from cases import amendment, attachments, authentication, errata, filing, photo, revocation, spot_check, supplement
 from workflow import DefinitionError, ProcessDefinition, check_definition
 
 DEFINITIONS: dict[str, ProcessDefinition] = {
@@ -21,7 +21,8 @@ DEFINITIONS: dict[str, ProcessDefinition] = {
 
 
 def check_all() -> list[str]:
-    return [problem for defn in DEFINITIONS.values() for problem in check_definition(defn)]
+    problems = [problem for defn in DEFINITIONS.values() for problem in check_definition(defn)]
+    return problems + attachments.definition_problems(DEFINITIONS)
 
 
 def assert_valid() -> None:

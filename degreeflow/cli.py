@@ -24,6 +24,7 @@ from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from cases import attachments as attachment_rules
 from cases.service import DegreeFlow
 from cases.vocabulary import LEVELS
 from db.migrate import MigrationError
@@ -639,6 +640,39 @@ def case_fire(
     emit(vars(result), render)
 
 
+@case_app.command("attach")
+@edge
+def case_attach(
+    case_id: Annotated[int, typer.Argument(metavar="ID")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="要上传的文件（PDF、JPG、PNG、XLSX、DOCX）。")],
+    as_user: AsOpt,
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--purpose",
+            help="附件用途（办理步骤按用途检查所需附件，公文附件清单按用途列出）："
+            + attachment_rules.choices()
+            + "。决议与证明材料须为扫描件（PDF、JPG、PNG）。",
+        ),
+    ] = attachment_rules.DEFAULT_PURPOSE,
+    as_json: JsonOpt = False,
+) -> None:
+    """上传案件附件（如撤销学位决议、授予学位决议扫描件、证明材料），并注明用途。"""
+    from degreeflow.settings import Settings
+
+    _id(case_id)
+    limit = Settings().max_upload_mb * 1024 * 1024
+    try:
+        with path.open("rb") as handle:
+            content = handle.read(limit + 1)
+    except OSError as error:
+        raise InvalidPayload(f"无法读取文件 {path}：{error.strerror}", field="file", rule="file_readable") from None
+    saved = flow().add_attachment(case_id, as_user, path.name, content, limit, purpose=purpose)
+    emit(saved, lambda: out.print(
+        f"案件 #{case_id}：已上传附件 {saved['filename']}（{saved['purpose_label']}，{saved['size']} 字节）"
+    ))  # fmt: skip
+
+
 @case_app.command("show")
 @edge
 def case_show(
@@ -888,12 +922,13 @@ def letter_list(
     case_id: Annotated[int, typer.Argument(metavar="CASE_ID")],
     as_json: JsonOpt = False,
 ) -> None:
-    """列出案件已签发的文书（文号、签发机关、SHA-256）。"""
+    """列出案件已签发的文书（文号、签发机关、是否已作废、SHA-256）。"""
     _id(case_id, "CASE_ID")
     rows = flow().documents(case_id)
-    emit(rows, lambda: _table(f"案件 #{case_id} 的文书", ["#", "类别", "文号", "标题", "签发机关", "签发时间", "替代", "SHA-256"], [
+    emit(rows, lambda: _table(f"案件 #{case_id} 的文书", ["#", "类别", "文号", "标题", "签发机关", "签发时间", "替代", "效力", "SHA-256"], [
         [r["id"], r["kind"], r["number"], r["title"], r["org"], (r["issued_at"] or "")[:16].replace("T", " "),
-         r["replaces_id"] or "", r["sha256"][:16] + "…"] for r in rows
+         r["replaces_id"] or "", f"已作废（{r['void']['reason']}）" if r["void"] else "有效", r["sha256"][:16] + "…"]
+        for r in rows
     ]) if rows else out.print(f"案件 #{case_id} 尚无文书。"))  # fmt: skip
 
 

@@ -114,6 +114,7 @@ class Move:
     trigger: str
     payload: dict[str, Any] | Callable[[str], dict[str, Any]]
     note: str = ""
+    attach: tuple[str, ...] = ()  # purposes of the files the same person uploads first (cases.attachments)
 
     def data(self, unit: str) -> dict[str, Any]:
         return self.payload(unit) if callable(self.payload) else self.payload
@@ -167,7 +168,7 @@ _DATA = {
 SCRIPT: dict[tuple[str, str], list[Move]] = {
     ("supplement", "draft"): [
         Move("collector", "submit", lambda unit: {"omission_reason": "学位授予决议通过后漏报", "resolution_no": "学位〔2023〕15号",
-                                                  "records": _RECORDS[unit]})
+                                                  "records": _RECORDS[unit]}, attach=("conferral_resolution",))
     ],
     ("supplement", "applied"): [Move("province", "approve", {})],
     ("supplement", "data_entry"): [
@@ -179,7 +180,8 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
     ("supplement", "province_filed"): [Move("center", "record", {})],
     ("amendment", "draft"): [
         Move("collector", "submit", {"field": "姓名", "old_value": "刘洋", "new_value": "刘阳",
-                                     "reason": "录入时姓名错字", "proofs": ["身份证复印件", "学位证书复印件"]})
+                                     "reason": "录入时姓名错字", "proofs": ["身份证复印件", "学位证书复印件"]},
+             attach=("proof", "proof"))
     ],
     ("amendment", "applied"): [Move("province", "approve", {})],
     ("amendment", "national_review"): [Move("national", "approve", {})],
@@ -189,7 +191,9 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
                                      "reason": "专业名称不全"})
     ],
     ("errata", "self_check"): [Move("verifier", "confirm", {})],
-    ("revocation", "draft"): [Move("collector", "submit", {"resolution_no": "西南大学学位〔2026〕3号"})],
+    # The collector uploads the committee's revocation resolution with the report; the verifier's step needs it.
+    ("revocation", "draft"): [Move("collector", "submit", {"resolution_no": "西南大学学位〔2026〕3号"},
+                                   attach=("revocation_resolution",))],
     ("revocation", "unit_check"): [Move("verifier", "verify", {}, "已校核")],
     ("revocation", "reported"): [Move("province", "confirm", {})],
     ("revocation", "confirmed"): [Move("center", "revoke", {})],
@@ -277,6 +281,10 @@ def walk(flow: DegreeFlow, on_line: Callable[[WalkLine], None] | None = None) ->
             if current["type"] == "amendment" and state == "applied" and case["id"] == amendment_rank[-1]:
                 move = REJECT_SECOND_AMENDMENT
             user = PARTS[move.part](case["org"], parents[case["org"]] or "")
+            for line in _attach(flow, case["id"], current["type"], user, move.attach):
+                lines.append(line)
+                if on_line:
+                    on_line(line)
             try:
                 result = flow.fire(case["id"], move.trigger, user, move.note, move.data(case["org"]))
                 line = WalkLine(case["id"], current["type"], user, move.trigger, True,
@@ -288,4 +296,31 @@ def walk(flow: DegreeFlow, on_line: Callable[[WalkLine], None] | None = None) ->
             lines.append(line)
             if on_line:
                 on_line(line)
+    return lines
+
+
+# The demo's scanned files: a minimal PDF per purpose (a real unit uploads its scans).
+DEMO_FILES = {"conferral_resolution": ["学位评定委员会授予学位决议（扫描件）.pdf"],
+              "revocation_resolution": ["学位评定委员会撤销学位决议（扫描件）.pdf"],
+              "proof": ["身份证复印件.pdf", "学位证书复印件.pdf"]}  # fmt: skip
+
+
+def _attach(flow: DegreeFlow, case_id: int, case_type: str, user: str, purposes: tuple[str, ...]) -> list[WalkLine]:
+    """Upload the move's files once (a case walked again keeps what it has)."""
+    if not purposes or flow.attachments_dir is None:
+        return []
+    held = [a["purpose"] for a in flow.attachments(case_id)]
+    lines = []
+    for index, purpose in enumerate(purposes):
+        if held.count(purpose) > purposes[:index].count(purpose):
+            continue
+        names = DEMO_FILES[purpose]
+        name = names[purposes[:index].count(purpose) % len(names)]
+        content = f"%PDF-1.4\n% degreeflow demo: {name}\n".encode()
+        try:
+            saved = flow.add_attachment(case_id, user, name, content, 1 << 20, purpose=purpose)
+            lines.append(WalkLine(case_id, case_type, user, "attach", True,
+                                  f"已上传附件 {saved['filename']}（{saved['purpose_label']}）"))  # fmt: skip
+        except WorkflowError as error:
+            lines.append(WalkLine(case_id, case_type, user, "attach", False, f"[{error.code}] {error.message}"))
     return lines

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from db import AuthorizationCode, CaseEvent
-from tests.helpers import leader_code, open_case, snapshot
+from tests.helpers import attach_required, leader_code, open_case, snapshot
 from workflow import Forbidden, InvalidPayload
 
 RULES_2024 = {"conferral_date": "2024-06-30", "decision_date": "2026-11-18"}
@@ -17,6 +17,7 @@ RULES_2024 = {"conferral_date": "2024-06-30", "decision_date": "2026-11-18"}
 def _ready(flow):  # type: ignore[no-untyped-def]
     case_id = open_case(flow, "revocation", **RULES_2024)
     flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": "西南大学学位〔2026〕3号"})
+    attach_required(flow, case_id, "verify")
     assert flow.show(case_id)["rule_set"] == "2024"
     return case_id
 

@@ -130,6 +130,10 @@ def test_a_revocation_end_to_end_in_the_browser(chromium, sqlite_flow, tmp_path,
         sign_in(page, base, "xwb01")
         page.goto(case_url)
         page.click("#step-revoke button[type=submit]")
+        # Revoking cannot be undone: the next page asks for confirmation first.
+        assert "此操作不可撤回" in page.inner_text("#confirm")
+        assert sqlite_flow.show(case_id)["state"] == "confirmed"
+        page.click("#confirm-step button[type=submit]")
         assert page.inner_text("h1 .state") == "已撤销备案"
         history = page.inner_text("#history")
         for name in ("何莹", "杨帆", "陈晓东", "王建国"):
@@ -202,4 +206,44 @@ def test_a_filing_batch_in_the_browser(chromium, sqlite_flow, tmp_path, shots):
         page.click("#step-verify button[type=submit]")
         assert page.inner_text("h1 .state") == sqlite_flow.show(case_id)["state_label"]
         assert sqlite_flow.show(case_id)["state"] == "recorded"
+        context.close()
+
+
+def test_cancel_asks_for_confirmation_and_a_withdrawn_letter_shows_as_void(chromium, sqlite_flow, tmp_path, shots):
+    """A supplement application withdrawn before the province acted: its letter is listed as 已作废; cancelling the
+    case takes a reason and a confirmation page (plain HTML, works without script); going back changes nothing."""
+    from tests.helpers import fire, open_case
+
+    case_id = open_case(sqlite_flow, "supplement")
+    fire(sqlite_flow, case_id, "supplement", "submit", "collector")
+    with serve(sqlite_flow, tmp_path / "data") as base:
+        context = chromium.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        sign_in(page, base, "10593XW01")
+        page.goto(f"{base}/cases/{case_id}")
+        page.fill("#withdraw-f-note", "表1 漏列一人，撤回补充")
+        page.click("#step-withdraw button[type=submit]")
+        assert page.inner_text("h1 .state") == "草稿"
+        item = page.locator("#documents li").first
+        assert "已作废" in item.inner_text() and "表1 漏列一人" in item.inner_text()
+
+        # 作废: first without a reason (said next to the form), then with one: the confirmation page.
+        page.click("#step-cancel button[type=submit]")
+        assert "作废理由" in page.inner_text("#step-cancel")
+        page.fill("#cancel-f-note", "经核实已在原批次报送，无需补报")
+        page.click("#step-cancel button[type=submit]")
+        assert page.inner_text("h1").startswith("请确认")
+        assert "此操作不可撤回" in page.inner_text("#confirm") and "经核实已在原批次报送" in page.inner_text("#confirm")
+        snap(page, shots, "10-confirm-cancel")
+        assert sqlite_flow.show(case_id)["state"] == "draft"
+        page.click("#confirm-cancel")  # 返回，不办理
+        assert page.inner_text("h1 .state") == "草稿"
+        assert sqlite_flow.show(case_id)["state"] == "draft"
+
+        page.fill("#cancel-f-note", "经核实已在原批次报送，无需补报")
+        page.click("#step-cancel button[type=submit]")
+        page.click("#confirm-step button[type=submit]")
+        assert page.inner_text("h1 .state") == "已作废"
+        assert sqlite_flow.show(case_id)["state"] == "cancelled"
+        assert "已作废" in page.inner_text("#documents")
         context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cases import authentication
-from tests.helpers import fire, leader_code, open_case, snapshot, users_for
+from tests.helpers import attach_required, fire, leader_code, open_case, snapshot, users_for
 from workflow import (
     Forbidden,
     InvalidPayload,
@@ -81,6 +81,7 @@ def test_amendment_fields_may_be_named_in_chinese_and_as_a_list(flow):
         {"field": "专业名称", "old_value": "机械", "new_value": "机械工程", "reason": "不全"},
         {"field": "性别", "old_value": "女", "new_value": "男", "reason": "录入错误"},
     ]
+    attach_required(flow, case_id, "submit")
     flow.fire(case_id, "submit", "10611XW01", payload={"changes": changes, "proofs": ["身份证复印件"]})
     assert flow.show(case_id)["payload"]["changes"][1]["field"] == "gender"
     assert fire(flow, case_id, "amendment", "approve", "province").to_state == "national_review"
@@ -141,6 +142,7 @@ def test_revocation_rule_set_chosen_by_dates(
         if rule_set == "2024"
         else {}
     )
+    attach_required(flow, case_id, "verify")
     flow.fire(case_id, "verify", "10635XW02", payload=code)
     fire(flow, case_id, "revocation", "confirm", "province")
     names = [d["name"] for d in flow.show(case_id)["deadlines"]]

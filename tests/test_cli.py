@@ -20,6 +20,7 @@ def cli(tmp_path):  # type: ignore[no-untyped-def]
         **os.environ,
         "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
         "DEGREEFLOW_NOW": "2026-11-20T09:00",
+        "DEGREEFLOW_DATA_DIR": str(tmp_path / "var"),
     }
 
     def run(*args: str, ok: bool | None = True) -> subprocess.CompletedProcess[str]:
@@ -31,6 +32,7 @@ def cli(tmp_path):  # type: ignore[no-untyped-def]
         return done
 
     run("init", "--demo")
+    run.tmp = tmp_path  # type: ignore[attr-defined]
     return run
 
 
@@ -50,6 +52,16 @@ def test_revocation_open_then_submit_as_a_user_types_it(cli):
         "resolution_no=西南大学学位〔2026〕3号",
     )
     assert "draft → unit_check" in fired.stdout
+    # The report encloses the committee's resolution: refused without it, naming it; uploaded with its purpose.
+    refused = cli("case", "fire", str(case_id), "verify", "--as", "10635XW02", ok=False)
+    assert refused.returncode == 7 and "学位评定委员会关于撤销学位的决议" in refused.stderr + refused.stdout
+    scan = cli.tmp / "撤销决议.pdf"  # type: ignore[attr-defined]
+    scan.write_bytes(b"%PDF-1.4\n% scan\n")
+    wrong = cli("case", "attach", str(case_id), str(scan), "--as", "10635XW01", "--purpose", "决议", ok=False)
+    assert wrong.returncode == 7 and "revocation_resolution" in wrong.stderr + wrong.stdout
+    attached = json.loads(cli("case", "attach", str(case_id), str(scan), "--as", "10635XW01",
+                              "--purpose", "revocation_resolution", "--json").stdout)  # fmt: skip
+    assert (attached["purpose"], attached["purpose_label"]) == ("revocation_resolution", "学位评定委员会关于撤销学位的决议")
     verified = cli("case", "fire", str(case_id), "verify", "--as", "10635XW02")
     assert "unit_check → reported" in verified.stdout
     shown = json.loads(cli("case", "show", str(case_id), "--as", "prov50", "--json").stdout)

@@ -13,23 +13,29 @@ from workflow import ProcessDefinition, Step, check_definition
 CANONICAL = {
     "supplement": {
         ("draft", "submit", "applied"), ("applied", "approve", "data_entry"), ("applied", "reject", "rejected"),
+        ("applied", "withdraw", "draft"), ("draft", "cancel", "cancelled"),
         ("data_entry", "submit_data", "data_review"), ("data_review", "return", "data_entry"),
         ("data_review", "accept", "province_filed"), ("province_filed", "record", "recorded"),
     },
     "amendment": {
         ("draft", "submit", "applied"), ("applied", "approve", "national_review"), ("applied", "approve", "approved"),
+        ("applied", "withdraw", "draft"), ("draft", "cancel", "cancelled"),
         ("applied", "reject", "rejected"), ("national_review", "approve", "approved"),
         ("national_review", "reject", "rejected"), ("approved", "record", "recorded"),
     },
     "errata": {
         ("draft", "submit", "self_check"), ("draft", "submit", "province_review"), ("self_check", "confirm", "recorded"),
         ("province_review", "approve", "recorded"), ("province_review", "reject", "rejected"),
+        ("province_review", "withdraw", "draft"), ("draft", "cancel", "cancelled"), ("self_check", "cancel", "cancelled"),
     },
     # An internal unit_check state between submit and reported (the second person's check).
     "revocation": {("draft", "submit", "unit_check"), ("unit_check", "verify", "reported"),
                    ("unit_check", "send_back", "draft"),
-                   ("reported", "confirm", "confirmed"), ("confirmed", "revoke", "revoked")},
-    "photo": {("draft", "submit", "filed"), ("filed", "acknowledge", "recorded")},
+                   ("reported", "confirm", "confirmed"), ("confirmed", "revoke", "revoked"),
+                   ("reported", "withdraw", "draft"), ("reported", "return", "draft"),
+                   ("draft", "cancel", "cancelled"), ("unit_check", "cancel", "cancelled")},
+    "photo": {("draft", "submit", "filed"), ("filed", "acknowledge", "recorded"),
+              ("filed", "withdraw", "draft"), ("draft", "cancel", "cancelled")},
     "authentication": {
         ("received", "check", "comparing"), ("received", "refuse", "refused"),
         ("comparing", "send_to_unit", "verification"), ("verification", "answer", "reviewing"),
@@ -48,7 +54,8 @@ TERMINAL = {
     "reported",
     "upheld",
     "corrected",
-}  # the last two: spot checks
+    "cancelled",  # 已作废: a case cancelled with a reason (tests/test_undo.py)
+}  # upheld, corrected: spot checks
 
 
 def test_all_definitions_pass_the_check():

@@ -93,8 +93,10 @@ def test_definition_names_and_rule_sets():
         ("unit_check", "verify", "recorded"), ("unit_check", "verify", "province_review"),
         ("province_review", "return", "draft"), ("province_review", "accept", "recorded"),
         ("draft", "to_supplement", "supplemented"), ("unit_check", "to_supplement", "supplemented"),
+        # Undone on the record (tests/test_undo.py).
+        ("province_review", "withdraw", "draft"), ("draft", "cancel", "cancelled"), ("unit_check", "cancel", "cancelled"),
     }  # fmt: skip
-    assert defn.terminal == {"recorded", "supplemented"}
+    assert defn.terminal == {"recorded", "supplemented", "cancelled"}
     assert defn.choose_rule_set({"conferral_date": "2024-05-31"}) == "2020"
     assert defn.choose_rule_set({"conferral_date": "2024-06-01"}) == "2024"
 

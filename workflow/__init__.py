@@ -2,6 +2,7 @@
 
 from workflow.definition import (
     Actor,
+    AttachmentNeed,
     CaseView,
     DeadlineEffect,
     FireContext,
@@ -25,6 +26,7 @@ from workflow.fields import FieldRule, FieldSet, parse_date
 
 __all__ = [
     "Actor",
+    "AttachmentNeed",
     "CaseView",
     "Conflict",
     "DeadlineEffect",

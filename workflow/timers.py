@@ -1,7 +1,8 @@
 """Deadline rows changed by a transition, in the transition's own transaction.
 
 The due-date arithmetic is injected (a `DueCalculator`): the scheduler package owns the working-day calendar.
-Statuses: running, paused, breached (past due, open until stopped), met, superseded, cancelled.
+Statuses: running, paused, breached (past due, open until stopped), met, superseded, cancelled (stopped while
+paused, or by a `cancel` effect: the case was withdrawn or cancelled).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def apply_effects(
             )
         elif effect.action == "stop":
             _close(conn, current, now, event_id)
+        elif effect.action == "cancel":
+            _close(conn, current, now, event_id, cancelled=True)
         elif effect.action == "pause":
             for row in conn.execute(select(DEADLINES).where(current, DEADLINES.c.status == "running")):
                 conn.execute(
@@ -113,7 +116,9 @@ def close_all(conn: Connection, *, case_id: int, now: datetime, event_id: int) -
     refresh_next_due(conn, case_id)
 
 
-def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, superseded: bool = False) -> None:
+def _close(
+    conn: Connection, where: Any, now: datetime, event_id: int, *, superseded: bool = False, cancelled: bool = False
+) -> None:
     rows = conn.execute(
         select(DEADLINES.c.id, DEADLINES.c.status, DEADLINES.c.due_at).where(
             where, DEADLINES.c.stopped_at.is_(None), DEADLINES.c.status.in_(OPEN_STATUSES)
@@ -122,7 +127,7 @@ def _close(conn: Connection, where: Any, now: datetime, event_id: int, *, supers
     for row in rows:
         if superseded:
             status = "superseded"
-        elif row.status == "paused":
+        elif cancelled or row.status == "paused":
             status = "cancelled"
         elif row.status == "breached" or to_utc(now) > to_utc(row.due_at):
             status = "breached"

@@ -8,11 +8,11 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cases import registry, worklist
+from cases import attachments, registry, worklist
 from cases.service import DegreeFlow
 from degreeflow.settings import Settings
 from workflow import Actor, Forbidden, NotFound
@@ -140,6 +140,20 @@ def router(
         data["documents"] = flow.documents(case_id)
         data["attachments"] = flow.attachments(case_id)
         return data
+
+    @api.post("/cases/{case_id}/attachments", status_code=201, summary="上传附件（multipart：file 文件，purpose 用途）")
+    def upload_attachment(
+        case_id: CaseId,
+        request: Request,
+        file: Annotated[UploadFile, File(description="PDF、JPG、PNG（决议与证明材料须为扫描件），其他材料另可 XLSX、DOCX")],
+        purpose: Annotated[str, Form(max_length=64, description=f"用途：{attachments.choices()}")] = (
+            attachments.DEFAULT_PURPOSE
+        ),
+    ) -> dict[str, Any]:
+        actor = who(request, unsafe=True)
+        limit = settings.max_upload_mb * 1024 * 1024
+        content = file.file.read(limit + 1)
+        return flow.add_attachment(case_id, actor.id, file.filename or "", content, limit, purpose=purpose)
 
     @api.post("/cases/{case_id}/steps/{trigger}", summary="办理：执行一个操作（触发器）")
     def fire(case_id: CaseId, trigger: str, body: FireStep, request: Request) -> dict[str, Any]:
