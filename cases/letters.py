@@ -144,6 +144,7 @@ class ProvinceFiling(Letter):
     case_label: str
     application_number: str
     count: int
+    compared: tuple[str, ...] = ()  # Form 1 columns the software compared with the data and found equal
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,7 @@ def build_context(
                         "attachments": (f"{unit.name}申请补报学位授予信息的请示（复印件）", "申请补报学位获得者名单（复印件）")},
             unit_name=unit.name, case_label=subject, application_number=earlier.get("supplement_application", ""),
             count=len(payload.get("records") or ()),
+            compared=tuple(_text(c) for c in payload.get("form1_compared") or ()),
         )  # fmt: skip
     if kind == "verification_feedback":
         return VerificationFeedback(

@@ -44,24 +44,57 @@ def _data_are_valid_records(ctx: FireContext) -> None:
         )
 
 
+# Form 1's columns, in its order; each is compared with the entered data where Form 1 fills it.
+FORM1_COLUMNS = tuple((rule.name, rule.label) for rule in FORM1_ROW)
+# Payload key the comparison sets: the Form 1 columns compared for every row (what the filing letter may call
+# 一致). Never accepted from a user (no step declares it).
+COMPARED_KEY = "form1_compared"
+
+
+def _form1_value(field: str, value: object) -> str:
+    text = str(value or "").strip()
+    return text.replace("-", "") if field == "conferral_date" else text
+
+
 def _data_matches_form1(ctx: FireContext) -> None:
-    """The entered supplement data must match Form 1 exactly (seed 000 annex 2 §1 step 3)."""
-    listed = {(r["cert_no"], r["name"]) for r in ctx.payload.get("records", [])}
-    entered = {(r["cert_no"], r["name"]) for r in ctx.payload["data"]}
-    if len(ctx.payload["data"]) != len(entered):
-        raise InvalidPayload("字段 data（补报数据）：有重复的学位获得者", field="data", rule="form1_match")
-    missing, extra = listed - entered, entered - listed
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append("缺少 " + "、".join(f"{n}（{c}）" for c, n in sorted(missing)))
-        if extra:
-            parts.append("多出 " + "、".join(f"{n}（{c}）" for c, n in sorted(extra)))
+    """The entered supplement data equal Form 1, row by row and column by column (seed 000 annex 2 §1 step 3:
+    补报数据必须与书面的“申请补报学位获得者名单”一致). Every difference is listed, per row."""
+    listed = {str(r["cert_no"]): r for r in ctx.payload.get("records", [])}
+    entered: dict[str, dict] = {}  # type: ignore[type-arg]
+    for row in ctx.payload["data"]:
+        if str(row["cert_no"]) in entered:
+            raise InvalidPayload(
+                f"字段 data（补报数据）：学位证书编号 {row['cert_no']} 出现了两次", field="data", rule="form1_match"
+            )
+        entered[str(row["cert_no"])] = row
+    problems = []
+    missing = [listed[c] for c in listed if c not in entered]
+    extra = [entered[c] for c in entered if c not in listed]
+    if missing:
+        problems.append("缺少 " + "、".join(f"{r['name']}（{r['cert_no']}）" for r in missing))
+    if extra:
+        problems.append("多出 " + "、".join(f"{r['name']}（{r['cert_no']}）" for r in extra))
+    compared = {name for name, _label in FORM1_COLUMNS}
+    for index, (cert_no, form_row) in enumerate(listed.items()):
+        data_row = entered.get(cert_no)
+        if data_row is None:
+            continue
+        for name, label in FORM1_COLUMNS:
+            expected = _form1_value(name, form_row.get(name))
+            if not expected:
+                compared.discard(name)  # not on Form 1 for this row: not compared, never claimed equal
+                continue
+            found = _form1_value(name, data_row.get(name))
+            if found != expected:
+                problems.append(f"第 {index + 1} 行 {form_row['name']}（{cert_no}）的{label}：表1为“{expected}”，补报数据为“{found}”")
+    if problems:
         raise InvalidPayload(
-            "字段 data（补报数据）：须与表1《申请补报学位获得者名单》完全一致，" + "；".join(parts),
+            "字段 data（补报数据）：须与表1《申请补报学位获得者名单》逐项一致，" + "；".join(problems),
             field="data",
             rule="form1_match",
+            differences=problems,
         )
+    ctx.payload[COMPARED_KEY] = [label for name, label in FORM1_COLUMNS if name in compared]
 
 
 DEFINITION = ProcessDefinition(

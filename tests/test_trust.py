@@ -342,3 +342,52 @@ def test_the_cli_refuses_undeclared_keys_and_the_bypass(tmp_path):
     assert bypass.returncode != 0 and "采集与校核须由不同工作人员负责" in bypass.stderr + bypass.stdout
     shown = json.loads(run("case", "show", str(case_id), "--as", "10635XW01", "--json").stdout)
     assert shown["state"] == "unit_check"
+
+
+# -- 4. supplement data equal Form 1, field by field -------------------------------------------------------------
+FULL_FORM1 = [
+    {"name": "覃秋月", "cert_no": "1059342023001101", "degree_type": "工学学士", "major": "土木工程",
+     "conferral_date": "2023-06-30"},
+    {"name": "莫文杰", "cert_no": "1059342023001102", "degree_type": "理学学士", "major": "数学与应用数学",
+     "conferral_date": "2023-06-30"},
+]  # fmt: skip
+
+
+def _supplement_at_data_entry(flow, form1):  # type: ignore[no-untyped-def]
+    case_id = open_case(flow, "supplement")
+    fire(flow, case_id, "supplement", "submit", "collector", records=form1)
+    fire(flow, case_id, "supplement", "approve", "province")
+    return case_id
+
+
+def test_supplement_data_differing_from_form_1_in_any_column_are_refused_per_row(flow):
+    form1 = [dict(FULL_FORM1[0], major="建筑学"), dict(FULL_FORM1[1], conferral_date="2023-06-29")]
+    case_id = _supplement_at_data_entry(flow, form1)
+    before = snapshot(flow, case_id)
+    with pytest.raises(InvalidPayload) as refused:
+        fire(flow, case_id, "supplement", "submit_data", "verifier")
+    assert refused.value.rule == "form1_match"
+    differences = refused.value.details["differences"]
+    assert differences == [
+        "第 1 行 覃秋月（1059342023001101）的专业：表1为“建筑学”，补报数据为“土木工程”",
+        "第 2 行 莫文杰（1059342023001102）的获学位日期：表1为“20230629”，补报数据为“20230630”",
+    ]
+    assert snapshot(flow, case_id) == before
+
+
+def test_the_filing_letter_calls_equal_only_what_was_compared(flow):
+    from tests.test_letters import _flat, _pdf_text
+
+    from degreeflow.pdf import PdfRenderer
+
+    def filing_letter(case_id: int) -> str:
+        for trigger, part in [("submit_data", "verifier"), ("accept", "province")]:
+            fire(flow, case_id, "supplement", trigger, part)
+        (document,) = [d for d in flow.documents(case_id) if d["kind"] == "province_filing"]
+        return _flat(_pdf_text(PdfRenderer().pdf(flow.document_html(document["id"])[1])))
+
+    full = filing_letter(_supplement_at_data_entry(flow, FULL_FORM1))
+    assert "补报数据的姓名、学位证书编号、学位类别、专业、获学位日期与《申请补报学位获得者名单》逐项核对一致" in full
+    # A Form 1 giving names and numbers only: the letter claims no more than those two columns.
+    short = filing_letter(_supplement_at_data_entry(flow, STEP_DATA[("supplement", "submit")]["records"]))
+    assert "补报数据的姓名、学位证书编号与《申请补报学位获得者名单》逐项核对一致" in short
