@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from cases import attachments
+from cases import attachments, registry_checks
 from cases.record import RECORD_FIELDS
 from cases.vocabulary import CENTER, NATIONAL
 from db.clock import SHANGHAI
@@ -68,6 +68,8 @@ class Letter:
     print_date: str  # 印发日期
     attachments: tuple[str, ...]  # 附件说明
     chair_signature: bool  # space for the degree committee chair's signature (the rules ask for it)
+    # Said when the local registry does not hold the case's certificate: what the letter states was not checked.
+    registry_note: str
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,13 @@ def _rows(items: Any, keys: tuple[str, ...]) -> tuple[dict[str, str], ...]:
     return tuple({key: _text(item.get(key)) for key in keys} for item in items or ())
 
 
+def _registry_note(payload: Mapping[str, Any]) -> str:
+    if not registry_checks.notice_of(payload):
+        return ""
+    unchanged = "，本次未更新任何记录" if payload.get(registry_checks.UNCHANGED_KEY) else ""
+    return f"本地学位信息库无此学位证书的备案记录，上述学位信息由学位授予单位填报，未经系统核对{unchanged}。"
+
+
 def build_context(
     kind: str,
     *,
@@ -409,6 +418,7 @@ def build_context(
         "chair_signature": spec.issuer == "unit",
         "copy_to": (),
         "attachments": (),
+        "registry_note": _registry_note(payload),
     }
     if spec.issuer == "unit":
         common["organ_mark"] = f"{unit.name}学位评定委员会"

@@ -282,6 +282,16 @@ def test_a_revocation_of_an_unknown_certificate_is_flagged_and_changes_no_record
                           ("revoke", "national")]:  # fmt: skip
         fire(flow, case_id, "revocation", trigger, part)
     assert flow.show(case_id)["notice"] == "本地学位信息库无此记录，未更新任何记录"
+    # Its letter claims nothing the software did not check.
+    (report,) = [d for d in flow.documents(case_id) if d["kind"] == "revocation_report"]
+    html = flow.document_html(report["id"])[1]
+    assert "本地学位信息库无此学位证书的备案记录，上述学位信息由学位授予单位填报，未经系统核对" in html
+    file_record(flow, "1063542021000777", "钱某某", "20210625")
+    held = open_case(flow, "revocation", cert_no="1063542021000777")
+    for trigger, part in [("submit", "collector"), ("verify", "verifier")]:
+        fire(flow, held, "revocation", trigger, part)
+    (report,) = [d for d in flow.documents(held) if d["kind"] == "revocation_report"]
+    assert "未经系统核对" not in flow.document_html(report["id"])[1]
 
 
 def test_a_state_the_step_cannot_reach_is_still_refused_first(flow):
