@@ -14,9 +14,10 @@ reads that same file, on its own fresh SQLite *file* database; before each, unti
   ``init_schema`` and ``demo.seed(flow, cases=False)``: reading the file (``record_files.iter_rows``, a stream), the
   record and batch checks and the look-up of numbers already filed (``records.check_for_import``). The run
   fails if any problem is reported.
-* ``import_rows_per_s``: ``DegreeFlow.records_import(path, "10635")`` on another such database: reading,
-  the same checks, and storing every row in one transaction, i.e. "validation + import" as
-  ``degreeflow records import`` runs it. The number of stored rows is checked after the clock stops. The
+* ``import_rows_per_s``: ``DegreeFlow.records_import(path, "10635", as_user="xwzx01")`` on another such
+  database: reading, the same checks, and storing every row in one transaction, i.e. "validation + import" as
+  ``degreeflow records import`` runs it (the Degree Center's import, public at once, so that the queries find
+  the records; the file's SHA-256 for the import's audit row is part of the timed work). The number of stored rows is checked after the clock stops. The
   service reads the file once (``records.import_file``): a CSV file of at least ``record_workers.MIN_BYTES``
   is checked in ``record_workers.workers()`` worker processes (``DEGREEFLOW_RECORD_WORKERS``; 0 = in the
   process), which send back what each row inserts (``record_workers.row_values``); the main process looks up
@@ -89,6 +90,7 @@ GOAL_MAX_RATIO = 3.0
 GOAL_QUERY_P99_MS = 5.0
 
 UNIT = "10635"
+CENTER_USER = "xwzx01"  # the Degree Center (demo account): its import is the national database, public at once
 CERT_PREFIX = "10635" + "3" + "2024"  # unit, level digit (硕士), conferral year
 AREA = "110105"
 FIRST_BIRTH_DATE = date(1996, 1, 1)
@@ -199,7 +201,7 @@ def bench_import(workdir: Path, csv_path: Path, n: int) -> tuple[DegreeFlow, dic
     flow = _flow(workdir / "import.db")
     _settle()
     start = time.perf_counter()
-    result = flow.records_import(csv_path, UNIT)
+    result = flow.records_import(csv_path, UNIT, as_user=CENTER_USER)
     seconds = time.perf_counter() - start
     if result["stored"] != n or result["skipped"]:
         raise RuntimeError(f"import: {result}")

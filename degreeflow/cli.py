@@ -1044,26 +1044,80 @@ def records_validate(
 @edge
 def records_import(
     file: Annotated[Path, typer.Argument(help="CSV（UTF-8 或 GB18030）或 XLSX。")],
-    org: Annotated[str, typer.Option("--org", help="学位授予单位代码。")],
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="导入人的用户名（每次导入都记录导入人），如 10635XW01。")
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="学位授予单位代码（单位工作人员导入本单位，可省略）。")
+    ] = None,
+    filed: Annotated[
+        bool,
+        typer.Option("--filed", help="本单位已备案的学位授予信息：须本单位另一名工作人员确认（records confirm）后生效。"),
+    ] = False,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="跳过有错误的行，只导入正确的行。")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """在一个事务中导入：任何一行有错误则整份文件不导入（除非 --skip-invalid）。"""
+    """在一个事务中导入：任何一行有错误则整份文件不导入（除非 --skip-invalid）。
+
+    学位中心或国务院学位委员会办公室导入的是全国学位授予信息库，导入即可网上查询；学位授予单位导入的是工作副本，
+    不公开；单位导入已备案数据（--filed）须另一名工作人员确认。每次导入都记录导入人、文件 SHA-256 和行数。"""
     from rich.progress import Progress
 
     with Progress(transient=True, disable=OPTIONS.json or not sys.stderr.isatty(), console=err) as progress:
         task = progress.add_task("正在导入", total=None)
         with _FileErrors(file):
-            result = flow().records_import(file, org, skip_invalid, lambda n: progress.advance(task, n))
+            result = flow().records_import(file, org, skip_invalid, lambda n: progress.advance(task, n),
+                                           as_user=as_user, filed=filed)  # fmt: skip
     emit(
         result,
         lambda: out.print(
-            f"已导入 {result['stored']} 条记录"
+            f"已导入 {result['stored']} 条记录（导入记录 #{result['import_id']}：{result['status_label']}）"
             + (f"，跳过 {result['skipped']} 行（见 {result['report']}）" if result["skipped"] else "")
+            + ("。请由本单位另一名工作人员确认：degreeflow records confirm "
+               f"{result['import_id']} --as 用户名" if result["status"] == "pending" else "")  # fmt: skip
         ),
     )
+
+
+@records_app.command("confirm")
+@edge
+def records_confirm(
+    import_id: Annotated[int, typer.Argument(metavar="IMPORT_ID", help="导入记录编号（records imports）。")],
+    as_user: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """确认本单位导入的已备案数据（须由导入人以外的本单位工作人员确认）。"""
+    found = flow().records_confirm(import_id, as_user)
+    emit(found, lambda: out.print(
+        f"导入记录 #{found['id']}（{found['filename']}，{found['accepted']} 条）已由 {found['confirmed_by_name']} 确认"
+    ))  # fmt: skip
+
+
+@records_app.command("imports")
+@edge
+def records_imports(
+    as_user: Annotated[str | None, typer.Option("--as", help="只列出该用户可见的导入。")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="只列出该单位的导入。")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="最多列出多少条。")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """导入记录：导入人、时间、文件及其 SHA-256、接受与拒绝的行数、状态、确认人。"""
+    found = flow().records_imports(as_user, org, limit)
+
+    def render() -> None:
+        if not found:
+            out.print("没有导入记录。")
+            return
+        _table("学位授予信息导入记录", ["编号", "时间", "单位", "导入人", "文件", "SHA-256", "接受", "拒绝", "类别", "状态", "确认人"], [
+            [r["id"], (r["at"] or "")[:16].replace("T", " "), r["unit_code"], f"{r['importer_name']}（{r['importer']}）",
+             r["filename"], r["sha256"][:12], r["accepted"], r["refused"], r["kind_label"], r["status_label"],
+             f"{r['confirmed_by_name']}（{r['confirmed_by']}）" if r["confirmed_by"] else ""]
+            for r in found
+        ])  # fmt: skip
+
+    emit(found, render)
 
 
 @records_app.command("export")
@@ -1089,7 +1143,7 @@ def records_history(
     found = flow().record_history(cert_no)
 
     def render() -> None:
-        out.print(f"{found['cert_no']} {found['name']}  状态：{found['status']}  来源：{found['source']}")
+        out.print(f"{found['cert_no']} {found['name']}  状态：{found['standing']}  来源：{found['source']}")
         _table("变更历史", ["时间", "案件", "操作", "字段", "原值", "新值"], [
             [c["at"], c["case_id"] or "", c["action"], c["field_label"], c["old"], c["new"]] for c in found["changes"]
         ])  # fmt: skip
