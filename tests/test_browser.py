@@ -247,3 +247,28 @@ def test_cancel_asks_for_confirmation_and_a_withdrawn_letter_shows_as_void(chrom
         assert sqlite_flow.show(case_id)["state"] == "cancelled"
         assert "已作废" in page.inner_text("#documents")
         context.close()
+
+
+def test_the_verifier_who_submitted_sees_the_two_person_refusal_next_to_the_button(chromium, sqlite_flow, tmp_path):
+    """Issue 15 item 1: 10635XW02 enters the resolution number and presses 提交, then tries 校核并报送 himself."""
+    case_id = sqlite_flow.open_case("revocation", "10635", "10635XW01", REVOCATION).case_id
+    with serve(sqlite_flow, tmp_path / "data") as base:
+        context = chromium.new_context(locale="zh-CN", viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        sign_in(page, base, "10635XW02")
+        page.goto(f"{base}/cases/{case_id}")
+        page.fill("#submit-f-resolution_no", "西南大学学位〔2026〕3号")
+        page.click("#step-submit button[type=submit]")
+        page.wait_for_url(re.compile(rf".*/cases/{case_id}$"))
+        assert page.inner_text("h1 .state") == "待本单位校核"
+        # The step is shown with the reason next to its button, before anything is pressed...
+        form = page.locator("#step-verify")
+        assert "采集与校核须由不同工作人员负责" in form.inner_text() and "杨帆" in form.inner_text()
+        # ...and pressing it anyway is refused there, changing nothing.
+        page.click("#step-verify button[type=submit]")
+        error = page.locator("#step-verify .field-error[role=alert]")
+        assert error.is_visible() and "本轮已办理“提交撤销报告（待校核）”" in error.inner_text()
+        assert page.inner_text("h1 .state") == "待本单位校核"
+        context.close()
+    shown = sqlite_flow.show(case_id)
+    assert shown["state"] == "unit_check" and [h["trigger"] for h in shown["history"]] == ["open", "submit"]

@@ -116,10 +116,43 @@ class CaseMachine(RuleBasedStateMachine):
             assert next_due_problems(self.flow) == []
 
     @invariant()
+    def no_one_collects_and_verifies_in_one_round(self) -> None:
+        """Seed 002 art. 12(2): the person on a collecting step (or the opener) is never on the verifying step of
+        the same round (a round ends when the case is sent back)."""
+        if hasattr(self, "flow"):
+            assert two_person_problems(self.flow) == []
+
+    @invariant()
     def listed_columns_follow_the_payload(self) -> None:
         """cases.reference and cases.summary, kept by every step for lists, follow the case data."""
         if hasattr(self, "flow"):
             assert copied_column_problems(self.flow) == []
+
+
+def two_person_problems(flow) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+    from db import Case, CaseEvent
+
+    cases, events = Case.__table__, CaseEvent.__table__
+    problems = []
+    with flow.db.connect() as conn:
+        openers = {row.id: (row.type, row.opened_by) for row in conn.execute(select(cases.c.id, cases.c.type,
+                                                                                    cases.c.opened_by))}  # fmt: skip
+        rows = conn.execute(select(events).order_by(events.c.case_id, events.c.seq)).all()
+    collectors: dict[int, set[int]] = {}
+    for event in rows:
+        case_type, opener = openers[event.case_id]
+        round_ = collectors.setdefault(event.case_id, {opener})
+        step = DEFINITIONS[case_type].find_step(event.from_state, event.trigger, event.to_state)
+        if step is None:
+            continue
+        if step.second_person and event.actor_id in round_:
+            problems.append((event.case_id, event.seq, event.trigger))
+        if step.sends_back:
+            round_.clear()
+            round_.add(opener)
+        if step.collects:
+            round_.add(event.actor_id)
+    return problems
 
 
 def copied_column_problems(flow) -> list[tuple[int, str, object, object]]:  # type: ignore[no-untyped-def]
@@ -128,13 +161,14 @@ def copied_column_problems(flow) -> list[tuple[int, str, object, object]]:  # ty
     cases = Case.__table__
     with flow.db.connect() as conn:
         rows = conn.execute(
-            select(cases.c.id, cases.c.type, cases.c.payload, cases.c.reference, cases.c.summary)
+            select(cases.c.id, cases.c.type, cases.c.payload, cases.c.reference, cases.c.summary, cases.c.notice)
         )
         problems = []
         for row in rows:
             defn = DEFINITIONS[row.type]
             for column, kept, expected in [("reference", row.reference, defn.reference_of(row.payload)),
-                                           ("summary", row.summary, defn.summary_of(row.payload))]:  # fmt: skip
+                                           ("summary", row.summary, defn.summary_of(row.payload)),
+                                           ("notice", row.notice, defn.notice_of(row.payload))]:  # fmt: skip
                 if kept != expected:
                     problems.append((row.id, column, kept, expected))
     return problems
@@ -185,3 +219,16 @@ def test_random_triggers_sqlite(tmp_path):
 def test_random_triggers_postgresql():
     # Eight case types share the examples: fewer than 20 leave too few accepted steps to be sure of a fair share.
     _run(_pg_url_or_skip(), max(EXAMPLES * 4 // 5, 5))
+
+
+def test_the_two_person_invariant_sees_a_bypass(sqlite_flow, monkeypatch):
+    """The invariant is not vacuous: with the engine's rule switched off, the bypass of issue 15 shows in it."""
+    from tests.helpers import attach_required, open_case
+
+    case_id = open_case(sqlite_flow, "errata")
+    sqlite_flow.fire(case_id, "submit", "10635XW02", payload=STEP_DATA[("errata", "submit")])
+    assert two_person_problems(sqlite_flow) == []
+    monkeypatch.setattr(sqlite_flow.engine, "_collected_by", lambda conn, case, actor: None)
+    attach_required(sqlite_flow, case_id, "confirm")
+    sqlite_flow.fire(case_id, "confirm", "10635XW02")
+    assert two_person_problems(sqlite_flow) == [(case_id, 3, "confirm")]
