@@ -636,6 +636,8 @@ def case_fire(
                 f"案件 #{result.case_id}：{event['trigger']}  {event['from_state']} → {event['to_state']}"
             )
         out.print(f"当前状态：{result.to_state}（版本 {result.version}）")
+        if result.notice:
+            out.print(f"请注意：{result.notice}")
 
     emit(vars(result), render)
 

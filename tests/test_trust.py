@@ -320,6 +320,9 @@ def test_api_and_web_form_refuse_undeclared_keys_and_the_bypass(flow, tmp_path):
                                 {"resolution_no": "X", "cert_no": "1059342023001101", "version": "1"})  # fmt: skip
         assert response.status_code == 422 and "不接受这些字段" in response.text
         assert snapshot(flow, case["id"]) == before
+        # The registry does not hold the certificate: the page and the province's queue say so.
+        assert "本地学位信息库无此记录" in browser.get(f"/cases/{case['id']}").text
+        assert case["notice"] == "本地学位信息库无此记录"
         # The bypass of the two-person rule over the API: the verifier submits, then verifies.
         verifier = Api(site, "10635XW02")
         response = verifier.post(f"/cases/{case['id']}/steps/submit", json={"data": {"resolution_no": "X号"}})
@@ -343,6 +346,7 @@ def test_the_cli_refuses_undeclared_keys_and_the_bypass(tmp_path):
     fields = [x for key, value in data.items() for x in ("-f", f"{key}={value}")]
     opened = run("case", "open", "revocation", "--org", "10635", "--as", "10635XW01", *fields, "--json")
     case_id = json.loads(opened.stdout)["case_id"]
+    assert json.loads(opened.stdout)["notice"] == "本地学位信息库无此记录"
     refused = run("case", "fire", str(case_id), "submit", "--as", "10635XW01", "-f", "resolution_no=X号",
                   "-f", "cert_no=1059342023001101")  # fmt: skip
     assert refused.returncode != 0 and "cert_no" in refused.stderr + refused.stdout

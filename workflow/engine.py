@@ -70,6 +70,7 @@ class FireResult:
     to_state: str
     version: int
     events: list[dict[str, Any]]
+    notice: str = ""  # the case's flag after the step (e.g. 本地学位信息库无此记录，未更新任何记录)
 
 
 _CASE_COLUMNS = [
@@ -425,7 +426,7 @@ class WorkflowEngine:
                 now=now,
                 today=ctx.today,
             )
-        return FireResult(case_id, "", defn.initial, 1, [event])
+        return FireResult(case_id, "", defn.initial, 1, [event], defn.notice_of(data))
 
     def fire(
         self,
@@ -560,7 +561,7 @@ class WorkflowEngine:
                     )
             if closed_at is not None and defn.has_deadlines:
                 timers.close_all(conn, case_id=case.id, now=now, event_id=event_id)
-        return FireResult(case.id, case.state, state, new_version, events)
+        return FireResult(case.id, case.state, state, new_version, events, defn.notice_of(merged))
 
     @staticmethod
     def _event(

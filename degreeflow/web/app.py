@@ -558,9 +558,10 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 result = flow.fire(case_id, trigger, actor.username, note, payload, expected_version=version)
             except WorkflowError as exc:
                 return refused(exc)
+            notice = f"。请注意：{result.notice}" if result.notice else ""
             flash(
                 request,
-                f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}",
+                f"已办理：{action['label'] if action else trigger}，当前状态：{defn.state_label(result.to_state)}{notice}",
             )
             return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
