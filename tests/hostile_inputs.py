@@ -42,8 +42,9 @@ WRONG_INTS = ["abc", "1.5", "-1", "99999999999999999999999", "0x10", " ", "1e3"]
 INJECTIONS = [SQL, SQL_OR, SCRIPT, TRAVERSAL, NUL, UNICODE_TRICKS]
 
 # Tables a refused request may still write to by design: the log of sign-in attempts (throttling counts the
-# refused ones) and the log of online queries (every query is logged, found or not).
-LOG_TABLES = frozenset({"login_attempts", "query_log"})
+# refused ones), the log of online queries (every query is logged, found or not) and the audit of records imports
+# (a refused file is on the record too; its records are not).
+LOG_TABLES = frozenset({"login_attempts", "query_log", "record_imports"})
 
 
 def snapshot(engine: Engine) -> dict[str, tuple[int, str]]:

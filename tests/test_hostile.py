@@ -132,7 +132,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     flow.init_schema()
     demo.seed(flow, cases=False)
     own, other = build_cases(flow)
-    flow.records_import(write_records(root / "records.csv", [VALID]), "10635")
+    flow.records_import(write_records(root / "records.csv", [VALID]), "10635", as_user="xwzx01")
     w = World(flow, root, own_case=own, other_case=other)
     with serve(flow, root / "data") as base:
         w.base = base
@@ -866,10 +866,16 @@ def _invocations(w: dict[str, Any]) -> list[Invocation]:
         Invocation("records validate", ["records", "validate", TRAVERSAL], "refused", 7),
         Invocation("records validate", ["records", "validate", "missing.csv"], "refused", 7),
         Invocation("records validate", ["records", "validate", "fake.xlsx"], "refused", 7),
-        Invocation("records import", ["records", "import", "records.csv", "--org", SQL], "refused", 4),
-        Invocation("records import", ["records", "import", "records.csv", "--org", "10593"], "refused", 7),
-        Invocation("records import", ["records", "import", TRAVERSAL, "--org", "10635"], "refused", 7),
-        Invocation("records import", ["records", "import", "fake.xlsx", "--org", "10635"], "refused", 7),
+        Invocation("records import", ["records", "import", "records.csv", "--org", SQL, "--as", "xwzx01"], "refused", 4),
+        Invocation("records import", ["records", "import", "records.csv", "--org", "10593", "--as", "xwzx01"], "refused", 7),
+        Invocation("records import", ["records", "import", TRAVERSAL, "--org", "10635", "--as", "xwzx01"], "refused", 7),
+        Invocation("records import", ["records", "import", "fake.xlsx", "--org", "10635", "--as", "xwzx01"], "refused", 7),
+        Invocation("records import", ["records", "import", "records.csv", "--org", "10635"], "refused", 7),  # no importer
+        Invocation("records import", ["records", "import", "records.csv", "--as", SQL], "refused", 4),
+        Invocation("records confirm", ["records", "confirm", "1", "--as", SQL], "refused", 4),
+        Invocation("records confirm", ["records", "confirm", "999999", "--as", "10635XW02"], "refused", 4),
+        Invocation("records imports", ["records", "imports", "--as", SQL], "refused", 4),
+        Invocation("records imports", ["records", "imports", "--limit", "0"], "usage"),
         Invocation("records export", ["records", "export", "out.csv", "--org", "10635", "--bogus"], "usage"),
         Invocation("records export", ["records", "export", "."], "refused", 7),
         Invocation("records export", ["records", "export", "no/such/folder/x.csv"], "refused", 7),

@@ -108,7 +108,7 @@ def test_a_filed_record_decides_the_study_form(flow, departments, tmp_path):
     other_id = "11010519491231003" + ric.calc_check_digit("11010519491231003" + "0")  # another person (男)
     adult = {**bachelor, "姓名": "李强", "性别": "男", "身份证件号码": other_id, "学位类别": "工学学士（成人高等教育）",
              "学位证书编号": BACHELOR_2020.replace("555", "558")}  # fmt: skip
-    assert flow.records_import(write_csv(tmp_path / "r.csv", [bachelor, adult]), UNIT)["stored"] == 2
+    assert flow.records_import(write_csv(tmp_path / "r.csv", [bachelor, adult]), UNIT, as_user="xwzx01")["stored"] == 2
     assert flow.show(_sent_to_unit(flow, BACHELOR_2020))["payload"]["department"] == "教务处"
     assert flow.show(_sent_to_unit(flow, adult["学位证书编号"]))["payload"]["department"] == "继续教育学院"
 
