@@ -384,8 +384,9 @@ _COLUMNS_OF_FIELD = {
 
 def apply_changes(conn: Connection, cert_no: str, changes: list[Mapping[str, Any]], case_id: int,
                   actor_id: int, now: datetime) -> bool:  # fmt: skip
-    """Change a filed record as an approved amendment or errata says; the old values stay in history."""
-    row = _record(conn, cert_no)
+    """Change a filed record as an approved amendment or errata says; the old values stay in history (a unit's
+    working copy or unconfirmed import is not a filed record: left as it is)."""
+    row = registry_record(conn, cert_no)
     if row is None:
         return False
     data = dict(row.data or {})
@@ -404,7 +405,7 @@ def apply_changes(conn: Connection, cert_no: str, changes: list[Mapping[str, Any
 
 
 def revoke(conn: Connection, cert_no: str, case_id: int, actor_id: int, now: datetime) -> bool:
-    row = _record(conn, cert_no)
+    row = registry_record(conn, cert_no)
     if row is None or row.status == "revoked":
         return False
     conn.execute(update(RECORDS).where(RECORDS.c.id == row.id).values(status="revoked", revoked_at=now))
@@ -417,7 +418,7 @@ def photo_supplied(
 ) -> int:
     count = 0
     for cert_no in cert_numbers:
-        row = _record(conn, cert_no)
+        row = registry_record(conn, cert_no)
         if row is not None and row.photo_missing:
             conn.execute(update(RECORDS).where(RECORDS.c.id == row.id).values(photo_missing=False))
             _log(conn, row.id, case_id, "photo", actor_id, now, "photo_missing", "true", "false")

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from cases.degree_record import normalise
 from cases.record import RECORD_FIELDS, record_field_key
+from cases.records import COPY_STATUSES
 from db.models import Case, DegreeRecord
 from workflow import FireContext, InvalidPayload, NotAllowedInState
 
@@ -42,7 +43,9 @@ def record_of(ctx: FireContext, cert_no: Any) -> Any:
     text = str(cert_no or "").strip()
     if not text:
         return None
-    return ctx.conn.execute(select(RECORDS).where(RECORDS.c.cert_no == text)).first()
+    row = ctx.conn.execute(select(RECORDS).where(RECORDS.c.cert_no == text)).first()
+    # A unit's working copy or unconfirmed import is not the registry's record (`records.registry_record`).
+    return None if row is None or row.status in COPY_STATUSES else row
 
 
 def notice_of(payload: Mapping[str, Any]) -> str:

@@ -283,3 +283,24 @@ def test_web_a_units_import_is_not_public_and_the_second_person_confirms(flow, t
     with flow.db.connect() as conn:
         statuses = sorted(conn.execute(select(RecordImport.__table__.c.status)).scalars())
     assert statuses == ["pending", "public", "working"]  # confirmed through record_import_confirmations
+
+
+def test_registry_checks_rely_on_filed_records_only(flow, tmp_path):
+    """A case about a certificate the registry holds only as a unit's working copy (or an unconfirmed import) is
+    flagged as one without a record, and its recording changes nothing; once confirmed, the record counts."""
+    from cases.registry_checks import MISSING_NOTICE
+
+    row = person(7, **{"姓名": "张磊"})
+    working = flow.records_import(write_csv(tmp_path / "w.csv", [row]), as_user=COLLECTOR)
+    facts = {"cert_no": _cert(row), "name": "张磊", "conferral_date": "2024-06-30", "decision_date": "2026-11-18"}
+    first = flow.open_case("revocation", UNIT, COLLECTOR, facts).case_id
+    assert flow.show(first)["notice"] == MISSING_NOTICE
+    with flow.db.connect() as conn:
+        assert records.registry_record(conn, _cert(row)) is None
+        assert not records.revoke(conn, _cert(row), first, 1, flow.clock.now())  # a copy is not revoked
+    other = person(8, **{"姓名": "张磊"})
+    pending = flow.records_import(write_csv(tmp_path / "f.csv", [other]), as_user=COLLECTOR, filed=True)
+    flow.records_confirm(pending["import_id"], VERIFIER)
+    second = flow.open_case("revocation", UNIT, COLLECTOR, {**facts, "cert_no": _cert(other)}).case_id
+    assert flow.show(second)["notice"] == ""
+    assert working["status"] == "working"
