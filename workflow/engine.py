@@ -472,15 +472,15 @@ class WorkflowEngine:
             step_payload = dict(payload or {})
             # A one-time code is checked and consumed here, never stored with the case or its events.
             code = step_payload.pop(AUTHORIZATION_FIELD, None)
+            if defn.prepare_payload:
+                defn.prepare_payload(step_payload)
+            refuse_undeclared(step_payload, first.requires, first.label or trigger)
             if first.needs_authorization(case.rule_set):
                 if self.authorize is None:
                     raise Forbidden(
                         "此操作须主管领导授权，但未配置授权码服务", rule="authorization_unavailable"
                     )
                 self.authorize(conn, who, case, first, code, now)
-            if defn.prepare_payload:
-                defn.prepare_payload(step_payload)
-            refuse_undeclared(step_payload, first.requires, first.label or trigger)
             merged = {**case.payload, **step_payload}
             checked = FieldSet(first.requires).validate(merged, note, step_payload, today=today)
             step_payload.update(
