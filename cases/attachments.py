@@ -158,10 +158,10 @@ def required(ctx: FireContext) -> None:
     have = counts(ctx.conn, ctx.case.id)
     missing = [name for name in needed if not have.get(name)]
     if missing:
-        labels = "、".join(f"《{purpose_of(name).label}》" for name in missing)
+        labels = "、".join(f"《{purpose_of(name).label}》（{purpose_of(name).hint}）" for name in missing)
         raise InvalidPayload(
-            f"附件：“{step.label or step.trigger}”须先上传{labels}（上传时用途选“{purpose_of(missing[0]).label}”），"
-            f"本案件尚未上传",
+            f"附件：“{step.label or step.trigger}”须附{labels}，本案件尚未上传；请在“附件”中上传，"
+            f"用途选“{purpose_of(missing[0]).label}”",
             field="attachments",
             rule=RULE,
             missing=missing,
@@ -194,8 +194,12 @@ def definition_problems(definitions: Mapping[str, ProcessDefinition]) -> list[st
         for step in defn.steps:
             for name in (a if isinstance(a, str) else a.purpose for a in step.attachments):
                 if name not in PURPOSES:
-                    problems.append(f"{defn.name}: step {step.trigger} needs unknown attachment purpose {name!r}")
+                    problems.append(
+                        f"{defn.name}: step {step.trigger} needs unknown attachment purpose {name!r}"
+                    )
             first = defn.candidates(step.source, step.trigger)[:1] or [step]
             if step.attachments and required not in first[0].guards:
-                problems.append(f"{defn.name}: step {step.trigger} declares attachments without attachments.required")
+                problems.append(
+                    f"{defn.name}: step {step.trigger} declares attachments without attachments.required"
+                )
     return problems

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from cases import amendment, attachments, authentication, errata, filing, photo, revocation, spot_check, supplement
+from cases import (
+    amendment,
+    attachments,
+    authentication,
+    errata,
+    filing,
+    photo,
+    revocation,
+    spot_check,
+    supplement,
+)
 from workflow import DefinitionError, ProcessDefinition, check_definition
 
 DEFINITIONS: dict[str, ProcessDefinition] = {

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cases import attachments
-from cases import registry_checks
+from cases import attachments, registry_checks
 from cases.common import REASON, RETURN_REASON, cancel, withdraw
 from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit, check_cert_year, id_number_problem
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES

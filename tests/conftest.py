@@ -76,9 +76,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def flow(db_url: str, clock: FixedClock, tmp_path):  # type: ignore[no-untyped-def]
+def flow(db_url: str, clock: FixedClock):  # type: ignore[no-untyped-def]
     engine = make_engine(db_url)
-    service = DegreeFlow(engine, clock, attachments_dir=tmp_path / "attachments")
+    service = DegreeFlow(engine, clock)
     service.init_schema()
     demo.seed(service, cases=False)
     yield service
@@ -88,7 +88,7 @@ def flow(db_url: str, clock: FixedClock, tmp_path):  # type: ignore[no-untyped-d
 @pytest.fixture
 def sqlite_flow(tmp_path, clock: FixedClock):  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path}/degreeflow.db")
-    service = DegreeFlow(engine, clock, attachments_dir=tmp_path / "attachments")
+    service = DegreeFlow(engine, clock)
     service.init_schema()
     demo.seed(service, cases=False)
     yield service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ from sqlalchemy import select
 
 from cases.service import DegreeFlow
 from db import Case, CaseEvent, Deadline
-from workflow import load_case
 from degreeflow.demo import degree_record
+from workflow import load_case
 
 SUPPLEMENT_DATA = [
     degree_record("覃秋月", "1059342023001101", "工学学士", "土木工程", "20230630", unit_name="广西大学", sequence=1),
@@ -167,6 +168,12 @@ ATTACHMENT_NAMES = {"revocation_resolution": "撤销学位决议.pdf", "conferra
                     "proof": "身份证件复印件.pdf"}  # fmt: skip
 
 
+@functools.cache
+def _shared_attachments_dir() -> Path:
+    """One folder per test process for flows set up without one (files are stored by their hash)."""
+    return Path(tempfile.mkdtemp(prefix="degreeflow-test-attachments-"))
+
+
 def attach_required(flow: DegreeFlow, case_id: int, trigger: str, as_user: str | int | None = None) -> list[str]:
     """Upload (as the case's opener, unless `as_user`) the attachments the step `trigger` needs from the case's
     state that the case does not hold yet, as a unit would before pressing the button; their purposes."""
@@ -177,7 +184,7 @@ def attach_required(flow: DegreeFlow, case_id: int, trigger: str, as_user: str |
     have = {a["purpose"] for a in flow.attachments(case_id)} if needed else set()
     missing = [purpose for purpose in needed if purpose not in have]
     if missing and flow.attachments_dir is None:
-        flow.attachments_dir = Path(tempfile.mkdtemp(prefix="degreeflow-attachments-"))
+        flow.attachments_dir = _shared_attachments_dir()
     for purpose in missing:
         flow.add_attachment(case_id, as_user or case.opened_by, ATTACHMENT_NAMES[purpose], PDF + purpose.encode(),
                             1 << 20, purpose=purpose)  # fmt: skip

@@ -102,11 +102,21 @@ def test_a_revocation_end_to_end_in_the_browser(chromium, sqlite_flow, tmp_path,
         page.click("#step-submit button[type=submit]")
         page.wait_for_url(case_url)
         assert page.inner_text("h1 .state") == "待本单位校核"
+        # The report encloses the committee's resolution: the page says so, and the collector uploads the scan
+        # with its purpose (preselected: the first one the case still lacks).
+        assert "未上传" in page.inner_text("#attachment-needs tr[data-purpose='revocation_resolution']")
+        assert page.input_value("#f-purpose") == "revocation_resolution"
+        page.set_input_files("#f-file", {"name": "撤销学位决议.pdf", "mimeType": "application/pdf",
+                                         "buffer": b"%PDF-1.4\n% scan\n"})  # fmt: skip
+        page.click("#attachments button[type=submit]")
+        assert "学位评定委员会关于撤销学位的决议" in page.inner_text(".flash")
+        assert "已上传 1 份" in page.inner_text("#attachment-needs tr[data-purpose='revocation_resolution']")
         sign_out(page)
 
         # A second person of the unit verifies and sends the report.
         sign_in(page, base, "10635XW02")
         page.click(f"a[href='/cases/{case_id}']")
+        assert "已上传 1 份" in page.inner_text("#verify-attachments")  # next to the step that needs it
         page.click("#step-verify button[type=submit]")
         assert page.inner_text("h1 .state") == "已报告（待省级确认）"
         assert page.locator("#documents a").count() == 1

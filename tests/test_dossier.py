@@ -25,7 +25,7 @@ from db import Case, CaseEvent, make_engine
 from degreeflow import backup as backups
 from degreeflow import cli, cli_backup
 from degreeflow.pdf import PdfRenderer
-from tests.helpers import open_case
+from tests.helpers import attach_required, open_case
 from workflow import Conflict, NotFound
 
 PDF_HEAD = b"%PDF-1.4\n% test attachment\n"
@@ -36,10 +36,14 @@ def pdf() -> PdfRenderer:
     return PdfRenderer()
 
 
-def _revoked(flow: DegreeFlow) -> int:
-    """A revocation walked to the end: unit submits and verifies (the report is issued), province, national."""
+def _revoked(flow: DegreeFlow, data_dir: Path | None = None) -> int:
+    """A revocation walked to the end: unit submits and verifies (the report is issued), province, national.
+    `data_dir`: where the application run later keeps its files (the revocation resolution is uploaded there)."""
+    if data_dir is not None:
+        flow.attachments_dir = data_dir / "attachments"
     case_id = open_case(flow, "revocation")
     flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": "西南大学学位〔2026〕3号"})
+    attach_required(flow, case_id, "verify")
     flow.fire(case_id, "verify", "10635XW02")
     flow.fire(case_id, "confirm", "prov50")
     flow.fire(case_id, "revoke", "xwb01")
@@ -85,8 +89,7 @@ def _rewrite_sums(directory: Path) -> None:
 
 # -- the dossier ------------------------------------------------------------------------------------------
 def test_a_revocation_dossier_holds_everything_and_checks_without_degreeflow(flow, pdf, tmp_path):
-    case_id = _revoked(flow)
-    flow.attachments_dir = tmp_path / "attachments"
+    case_id = _revoked(flow, tmp_path)
     flow.add_attachment(case_id, "10635XW01", "撤销决议.pdf", PDF_HEAD + b"1", 1 << 20)
     flow.add_attachment(case_id, "10635XW01", "撤销决议.pdf", PDF_HEAD + b"2", 1 << 20)  # same name twice
     target = tmp_path / "out" / f"案件-{case_id}.zip"
@@ -128,7 +131,7 @@ def test_a_revocation_dossier_holds_everything_and_checks_without_degreeflow(flo
     text = _pdf_text(read[report["file"]])
     assert report["number"] in text and "关于撤销钱某某学位的报告" in text and "1063542021000321" in text
 
-    attachments = json.loads(read["attachments.json"])
+    attachments = json.loads(read["attachments.json"])[1:]  # the first: the resolution the report encloses
     assert len({a["file"] for a in attachments}) == 2
     assert [read[a["file"]] for a in attachments] == [PDF_HEAD + b"1", PDF_HEAD + b"2"]
 
@@ -238,10 +241,11 @@ def test_a_lost_or_altered_attachment_refuses_the_export(sqlite_flow, pdf, tmp_p
 
 
 def test_a_case_whose_chain_is_broken_in_the_database_is_exported_as_it_is_and_flagged(
-    sqlite_flow, pdf, tmp_path
+    sqlite_flow, pdf, tmp_path, monkeypatch
 ):
     flow = sqlite_flow
-    case_id = _revoked(flow)
+    monkeypatch.setenv("DEGREEFLOW_DATA_DIR", str(tmp_path / "var"))  # the command below finds the upload there
+    case_id = _revoked(flow, tmp_path / "var")
     raw = sqlite3.connect(flow.db.url.database)
     raw.execute("DROP TRIGGER case_events_no_update")  # what an intruder with the database file could do
     raw.execute("UPDATE case_events SET note = '改过' WHERE case_id = ? AND seq = 3", (case_id,))
@@ -404,7 +408,7 @@ def _app() -> typer.Typer:
 
 def test_the_commands(sqlite_flow, tmp_path, monkeypatch):
     flow = sqlite_flow
-    case_id = _revoked(flow)
+    case_id = _revoked(flow, tmp_path / "var")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DEGREEFLOW_DATA_DIR", str(tmp_path / "var"))
     url = _sqlite_url(flow)
@@ -448,7 +452,7 @@ def test_the_commands(sqlite_flow, tmp_path, monkeypatch):
 def test_the_registration_lines_work_on_the_real_app(sqlite_flow, tmp_path):
     """The lines to add to degreeflow/cli.py, tried in a separate process (the real app is left as it is)."""
     flow = sqlite_flow
-    case_id = _revoked(flow)
+    case_id = _revoked(flow, tmp_path / "var")
     script = (
         "import sys\n"
         "from degreeflow import cli\n"

@@ -122,9 +122,14 @@ def test_2020_batch_on_time_checked_by_a_second_person_reviewed_and_filed(scans,
     assert no_number.value.field == "resolution_no"
     with pytest.raises(InvalidPayload) as no_scan:
         flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
-    assert no_scan.value.rule == "resolution_scan_required" and "扫描件" in no_scan.value.message
+    assert no_scan.value.rule == "attachment_required" and "授予学位的决议" in no_scan.value.message
+    assert "扫描件" in no_scan.value.message and no_scan.value.field == "attachments"
     assert snapshot(flow, case_id) == before
-    flow.add_attachment(case_id, COLLECTOR, "授予学位决议.pdf", SCAN, 1 << 20)
+    flow.add_attachment(case_id, COLLECTOR, "授予学位决议.pdf", SCAN, 1 << 20)  # not said what it is: not the scan
+    with pytest.raises(InvalidPayload) as unnamed:
+        flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
+    assert unnamed.value.rule == "attachment_required"
+    flow.add_attachment(case_id, COLLECTOR, "授予学位决议.pdf", SCAN, 1 << 20, purpose="conferral_resolution")
     _at(clock, "2024-06-20T10:00")
     result = flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
     assert result.to_state == "province_review"
@@ -170,7 +175,7 @@ def test_2020_batch_returned_paused_and_resubmitted(scans, clock):
     flow = scans
     _at(clock, "2024-06-03T09:00")
     case_id = open_filing(flow, "2024-05-30", resolution_date="2024-05-30")
-    flow.add_attachment(case_id, COLLECTOR, "决议.pdf", SCAN, 1 << 20)
+    flow.add_attachment(case_id, COLLECTOR, "决议.pdf", SCAN, 1 << 20, purpose="conferral_resolution")
     rows = batch_2020()
     flow.fire(case_id, "submit", COLLECTOR, payload={"data": rows})
     flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
@@ -216,7 +221,7 @@ def test_2020_late_report_is_breached_and_escalated_then_still_reported(scans, c
     assert "breach" in [m["kind"] for m in flow.inbox(VERIFIER)]
     assert deadline(flow, case_id, "report")["status"] == "breached"
     # The late report still reaches the province, marked late for good.
-    flow.add_attachment(case_id, COLLECTOR, "决议.pdf", SCAN, 1 << 20)
+    flow.add_attachment(case_id, COLLECTOR, "决议.pdf", SCAN, 1 << 20, purpose="conferral_resolution")
     flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
     assert deadline(flow, case_id, "report")["status"] == "breached"
     assert flow.fire(case_id, "accept", PROVINCE).to_state == "recorded"

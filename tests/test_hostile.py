@@ -35,7 +35,7 @@ from degreeflow import demo
 from degreeflow.cli import app as cli_app
 from degreeflow.demo import DEMO_PASSWORD
 from tests.conftest import START, _pg_url_or_skip
-from tests.helpers import OPEN_DATA, PHOTO
+from tests.helpers import OPEN_DATA, PHOTO, attach_required
 from tests.hostile_inputs import (
     HUGE,
     LONG_NAME,
@@ -100,6 +100,7 @@ def build_cases(flow: DegreeFlow) -> tuple[int, int]:
     """A reported revocation of 10635 (its report issued) and a filed photo case of 10593 (its letter issued)."""
     own = flow.open_case("revocation", "10635", "10635XW01", dict(REVOCATION)).case_id
     flow.fire(own, "submit", "10635XW01", "", {"resolution_no": "西南大学学位〔2026〕3号"})
+    attach_required(flow, own, "verify")
     flow.fire(own, "verify", "10635XW02", "", {})
     other = flow.open_case("photo", "10593", "10593XW01", {}).case_id
     flow.fire(other, "submit", "10593XW01", "", dict(PHOTO))
@@ -131,6 +132,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     flow = DegreeFlow(engine, FixedClock(START))
     flow.init_schema()
     demo.seed(flow, cases=False)
+    flow.attachments_dir = root / "data" / "attachments"  # where the application run below keeps them
     own, other = build_cases(flow)
     flow.records_import(write_records(root / "records.csv", [VALID]), "10635", as_user="xwzx01")
     w = World(flow, root, own_case=own, other_case=other)
@@ -968,6 +970,7 @@ def cli_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     flow = DegreeFlow(engine, FixedClock(START))
     flow.init_schema()
     demo.seed(flow, cases=False)
+    flow.attachments_dir = root / "data" / "attachments"  # where the application run below keeps them
     own, other = build_cases(flow)
     assert {"own_case": own, "other_case": other, "own_doc": flow.documents(own)[0]["id"]} == CLI_IDS
     runner = ForkedCli()

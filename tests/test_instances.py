@@ -23,7 +23,7 @@ from cases.service import DegreeFlow
 from db import DeadlineFinding, Document, OutboxMessage, drop_schema, make_engine
 from degreeflow import demo
 from tests.conftest import START, _pg_url_or_skip
-from tests.helpers import OPEN_DATA
+from tests.helpers import OPEN_DATA, attach_required
 from tests.live import Api, free_port, wait_ready
 
 CLI = str(Path(sys.executable).parent / "degreeflow")
@@ -75,6 +75,7 @@ def _open_reported(flow: DegreeFlow, n: int) -> list[int]:
         data = {**OPEN_DATA["revocation"], "cert_no": f"10635420210{i:05d}"}
         case_id = flow.open_case("revocation", "10635", "10635XW01", data).case_id
         flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": f"西南大学学位〔2026〕{i + 3}号"})
+        attach_required(flow, case_id, "verify")
         ids.append(case_id)
     return ids
 

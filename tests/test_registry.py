@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from cases import authentication, records
 from cases.degree_record import COLUMN, FIELDS
 from db import DegreeRecord, QueryLog
-from tests.helpers import fire, leader_code, open_case
+from tests.helpers import attach_required, fire, leader_code, open_case
 from tests.test_degree_record import VALID
 from workflow import InvalidPayload
 
@@ -113,6 +113,7 @@ def test_amendment_changes_the_record_and_keeps_the_old_value(flow, tmp_path):
     )
     case_id = flow.open_case("amendment", "10635", "10635XW01",
                              {"cert_no": cert, "conferral_date": "2019-06-30", "name": NAME}).case_id  # fmt: skip
+    attach_required(flow, case_id, "submit")
     flow.fire(case_id, "submit", "10635XW01", payload={"field": "major", "old_value": "土木工程", "new_value": "土木工程（桥梁）",
                                                         "reason": "专业名称不全", "proofs": ["学位证书复印件"]})  # fmt: skip
     flow.fire(case_id, "approve", "prov50")
@@ -135,6 +136,7 @@ def test_revocation_removes_the_record_from_query(flow, tmp_path):
                              "conferral_date": "2024-06-30", "decision_date": "2026-11-18"}).case_id  # fmt: skip
     flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": "西南大学学位〔2026〕3号"})
     code = leader_code(flow, case_id, "verify", "10635XW02")  # 2024 rules: the leader's one-time code
+    attach_required(flow, case_id, "verify")
     flow.fire(case_id, "verify", "10635XW02", payload={"authorization_code": code})
     flow.fire(case_id, "confirm", "prov50")
     flow.fire(case_id, "revoke", "xwzx01")

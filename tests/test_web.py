@@ -138,10 +138,24 @@ def test_another_organisations_case_is_not_found_on_pages_api_documents_and_file
 def test_api_walks_a_revocation_and_serves_its_letter_as_a_pdf(flow, site):
     unit = Api(site, "10635XW01")
     case = open_revocation(unit)
-    assert [a["trigger"] for a in case["allowed"]] == ["submit"]
+    assert [a["trigger"] for a in case["allowed"]][0] == "submit"
     response = unit.post(f"/cases/{case['id']}/steps/submit", json={"data": {"resolution_no": "西南大学学位〔2026〕3号"},
                                                                     "version": case["version"]})  # fmt: skip
     assert response.status_code == 200, response.text
+    # The report encloses the committee's resolution: refused without it, then uploaded with its purpose.
+    refused = Api(site, "10635XW02").post(f"/cases/{case['id']}/steps/verify", json={})
+    assert refused.status_code == 422 and error_of(refused)["field"] == "attachments"
+    assert error_of(refused)["code"] == "invalid_payload" and "学位评定委员会关于撤销学位的决议" in error_of(refused)["message"]
+    scan = ("撤销决议.pdf", b"%PDF-1.4\n% scan\n", "application/pdf")
+    unknown = unit.post(f"/cases/{case['id']}/attachments", files={"file": scan}, data={"purpose": "决议"})
+    assert unknown.status_code == 422 and error_of(unknown)["field"] == "purpose"
+    uploaded = unit.post(f"/cases/{case['id']}/attachments", files={"file": scan},
+                         data={"purpose": "revocation_resolution"})  # fmt: skip
+    assert uploaded.status_code == 201 and uploaded.json()["purpose_label"] == "学位评定委员会关于撤销学位的决议"
+    shown = Api(site, "10635XW02").get(f"/cases/{case['id']}").json()
+    (verify,) = [a for a in shown["allowed"] if a["trigger"] == "verify"]
+    assert [(n["purpose"], n["uploaded"]) for n in verify["attachments"]] == [("revocation_resolution", 1)]
+    assert [a["purpose"] for a in shown["attachments"]] == ["revocation_resolution"]
     for username, trigger in [("10635XW02", "verify"), ("prov50", "confirm"), ("xwb01", "revoke")]:
         api = Api(site, username)
         queue = api.get("/queue").json()
@@ -156,6 +170,7 @@ def test_api_walks_a_revocation_and_serves_its_letter_as_a_pdf(flow, site):
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert documents[0]["number"] in text and "钱某某" in text
+    assert "2.学位评定委员会关于撤销学位的决议" in "".join(text.split())  # the attachment list names the upload
     assert Api(site, "10593XW01").get(f"/documents/{documents[0]['id']}.pdf").status_code == 404
 
 

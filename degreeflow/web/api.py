@@ -139,6 +139,7 @@ def router(
         data = flow.case_for(case_id, actor.id)
         data["documents"] = flow.documents(case_id)
         data["attachments"] = flow.attachments(case_id)
+        data["attachment_needs"] = flow.attachment_needs(case_id, data["rule_set"], data["type"])
         return data
 
     @api.post("/cases/{case_id}/attachments", status_code=201, summary="上传附件（multipart：file 文件，purpose 用途）")

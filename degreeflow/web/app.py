@@ -585,7 +585,7 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
                 raise InvalidPayload("字段 file（附件）：请选择文件", field="file", rule="required_field")
             content = await upload.read(max_upload + 1)
             filename = upload.filename or ""
-            purpose = str(form.get("purpose") or "")[:64]
+            purpose = str(form.get("purpose") or attachment_rules.DEFAULT_PURPOSE)[:64]
         try:
             saved = flow.add_attachment(case_id, actor.id, filename, content, max_upload, purpose=purpose)
         except InvalidPayload as exc:
