@@ -478,9 +478,18 @@ def history(conn: Connection, cert_no: str) -> dict[str, Any] | None:
         "publishable": row.publishable, "standing": standing_label(row.status, row.publishable),
         "import_id": row.import_id, "filed_at": row.filed_at, "source": row.source, "data": row.data,
         "changes": [{"at": c.at, "case_id": c.case_id, "action": c.action, "field": c.field,
-                     "field_label": COLUMN.get(c.field, c.field), "old": c.old_value, "new": c.new_value}
+                     "field_label": COLUMN.get(c.field) or _OTHER_LABELS.get(c.field, c.field),
+                     "old": _VALUE_WORDS.get((c.field, c.old_value), c.old_value),
+                     "new": _VALUE_WORDS.get((c.field, c.new_value), c.new_value)}
                     for c in changes],
     }  # fmt: skip
+
+
+# The record's own columns a change names, in Chinese (a page shows no keys).
+_OTHER_LABELS = {"status": "状态", "photo_missing": "缺电子照片"}
+_VALUE_WORDS = {("status", "filed"): "已备案", ("status", "revoked"): "已撤销", ("status", "working"): "单位工作副本",
+                ("status", "pending"): "单位已备案数据（待确认）", ("photo_missing", "true"): "是",
+                ("photo_missing", "false"): "否"}  # fmt: skip
 
 
 # -- online query (seed 000) -----------------------------------------------------------------------------------

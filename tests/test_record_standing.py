@@ -182,7 +182,7 @@ def test_a_supplement_recorded_files_and_publishes_the_units_working_copy(flow, 
     assert all(_found(flow, row) for row in rows)
     history = flow.record_history(_cert(rows[0]))
     assert history["source"] == f"case:{case_id}" and history["standing"] == "已备案"
-    assert [(c["action"], c["old"], c["new"]) for c in history["changes"]] == [("filed", "working", "filed")]
+    assert [(c["action"], c["old"], c["new"]) for c in history["changes"]] == [("filed", "单位工作副本", "已备案")]
 
 
 # -- the CLI -----------------------------------------------------------------------------------------------------
