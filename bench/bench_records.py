@@ -90,7 +90,9 @@ GOAL_MAX_RATIO = 3.0
 GOAL_QUERY_P99_MS = 5.0
 
 UNIT = "10635"
-CENTER_USER = "xwzx01"  # the Degree Center (demo account): its import is the national database, public at once
+CENTER_USER = (
+    "xwzx01"  # the Degree Center (demo account): its import is the national database, public at once
+)
 CERT_PREFIX = "10635" + "3" + "2024"  # unit, level digit (硕士), conferral year
 AREA = "110105"
 FIRST_BIRTH_DATE = date(1996, 1, 1)

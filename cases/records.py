@@ -19,7 +19,15 @@ from sqlalchemy.exc import DBAPIError
 
 from cases import record_workers
 from cases.degree_record import COLUMN, BatchChecker, Problem, as_fields, normalise, parse_yyyymmdd
-from db.models import DegreeRecord, Organisation, QueryLog, RecordChange, RecordImport, RecordImportConfirmation, User
+from db.models import (
+    DegreeRecord,
+    Organisation,
+    QueryLog,
+    RecordChange,
+    RecordImport,
+    RecordImportConfirmation,
+    User,
+)
 from workflow import Actor, FireContext, Forbidden, InvalidPayload, NotFound, SeparationOfDuties, Step
 
 RECORDS = DegreeRecord.__table__
@@ -426,7 +434,9 @@ def photo_supplied(
     return count
 
 
-def file_records(conn: Connection, rows: list[Mapping[str, str]], case_id: int, actor_id: int, now: datetime) -> None:
+def file_records(
+    conn: Connection, rows: list[Mapping[str, str]], case_id: int, actor_id: int, now: datetime
+) -> None:
     """A filing or supplement case's records, filed and public. A unit's imported copy of one of them
     (`COPY_STATUSES`) becomes the filed record: its values are the case's, the change is in its history."""
     held = statuses(conn, [row["cert_no"] for row in rows])
@@ -437,7 +447,9 @@ def file_records(conn: Connection, rows: list[Mapping[str, str]], case_id: int, 
         cert = row["cert_no"]
         record = _record(conn, cert)
         if cert in copies:
-            _, unit_code, name, id_number, degree_type, conferral, _ = record_workers.row_values(row, json_text)
+            _, unit_code, name, id_number, degree_type, conferral, _ = record_workers.row_values(
+                row, json_text
+            )
             conn.execute(update(RECORDS).where(RECORDS.c.id == record.id).values(
                 unit_code=unit_code, name=name, id_number=id_number, degree_type=degree_type,
                 conferral_date=date.fromisoformat(conferral), data=dict(row), status="filed",
@@ -622,7 +634,9 @@ def _role_labels(roles: Iterable[str]) -> list[str]:
     return [ROLE_LABELS.get(role, role) for role in roles]
 
 
-def begin_import(conn: Connection, actor: Actor, unit_code: str, filename: str, kind: str, now: datetime) -> int:
+def begin_import(
+    conn: Connection, actor: Actor, unit_code: str, filename: str, kind: str, now: datetime
+) -> int:
     """The audit row of an import, written before its records (they refer to it); `finish_import` completes it in
     the same transaction."""
     return int(conn.execute(insert(IMPORTS).values(
@@ -631,7 +645,9 @@ def begin_import(conn: Connection, actor: Actor, unit_code: str, filename: str, 
     )).inserted_primary_key[0])  # fmt: skip
 
 
-def finish_import(conn: Connection, import_id: int, *, sha256: str, size: int, accepted: int, refused: int) -> str:
+def finish_import(
+    conn: Connection, import_id: int, *, sha256: str, size: int, accepted: int, refused: int
+) -> str:
     """Complete the audit row with what was taken; returns the import's status."""
     kind = conn.execute(select(IMPORTS.c.kind).where(IMPORTS.c.id == import_id)).scalar_one()
     status = STANDING[kind][0]
@@ -661,9 +677,15 @@ def list_imports(conn: Connection, *, units: Iterable[str] | None = None, import
     importer, confirmer = User.__table__.alias("importer"), User.__table__.alias("confirmer")
     orgs = Organisation.__table__
     query = (
-        select(IMPORTS, importer.c.username, importer.c.name.label("actor_name"), orgs.c.name.label("org_name"),
-               CONFIRMATIONS.c.at.label("confirmed_at"), confirmer.c.username.label("confirmed_by"),
-               confirmer.c.name.label("confirmed_by_name"))  # fmt: skip
+        select(
+            IMPORTS,
+            importer.c.username,
+            importer.c.name.label("actor_name"),
+            orgs.c.name.label("org_name"),
+            CONFIRMATIONS.c.at.label("confirmed_at"),
+            confirmer.c.username.label("confirmed_by"),
+            confirmer.c.name.label("confirmed_by_name"),
+        )  # fmt: skip
         .join(importer, importer.c.id == IMPORTS.c.actor_id)
         .join(orgs, orgs.c.id == IMPORTS.c.org_id)
         .outerjoin(CONFIRMATIONS, CONFIRMATIONS.c.import_id == IMPORTS.c.id)
@@ -696,7 +718,9 @@ def confirm_import(conn: Connection, import_id: int, actor: Actor, now: datetime
     does not verify, or an import that is not pending."""
     found = import_row(conn, import_id)
     if found is None or actor.org_kind != "unit" or found["unit_code"] != actor.org_code:
-        raise NotFound(f"导入记录 #{import_id} 不存在（或不属于本单位）", field="import_id", rule="import_exists")
+        raise NotFound(
+            f"导入记录 #{import_id} 不存在（或不属于本单位）", field="import_id", rule="import_exists"
+        )
     if found["status"] != "pending":
         raise InvalidPayload(
             f"导入记录 #{import_id}：状态为“{found['status_label']}”，只有单位已备案数据的导入待确认",

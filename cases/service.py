@@ -1047,7 +1047,10 @@ class DegreeFlow:
             if not org:
                 raise InvalidPayload("学位授予单位：请指定导入哪个单位的学位授予信息（--org 单位代码）", field="org",
                                      rule="required_field")  # fmt: skip
-            if conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first() is None:
+            if (
+                conn.execute(select(ORGS.c.id).where(ORGS.c.code == org, ORGS.c.kind == "unit")).first()
+                is None
+            ):
                 raise NotFound(f"学位授予单位 {org} 不存在", field="org", rule="organisation_exists")
         sha256, size = _file_digest(path)
         _, record_status, publishable = records.STANDING[kind]
@@ -1081,7 +1084,11 @@ class DegreeFlow:
                                                refused=len(bad_rows))  # fmt: skip
         except Exception as refused:
             # The file's transaction is taken back; the refusal is on the record all the same.
-            message = refused.message if isinstance(refused, WorkflowError) else f"文件无法导入（{type(refused).__name__}）"
+            message = (
+                refused.message
+                if isinstance(refused, WorkflowError)
+                else f"文件无法导入（{type(refused).__name__}）"
+            )
             with transaction(self.db) as conn:
                 records.log_refused_import(conn, actor, org, path.name, kind, self.clock.now(), sha256=sha256,
                                            size=size, refused=len(bad_rows), message=message)  # fmt: skip
@@ -1120,7 +1127,9 @@ class DegreeFlow:
                 if actor.org_kind == UNIT:
                     units = [actor.org_code]
                 elif actor.org_kind == PROVINCE:
-                    units = list(conn.execute(select(ORGS.c.code).where(ORGS.c.parent_id == actor.org_id)).scalars())
+                    units = list(
+                        conn.execute(select(ORGS.c.code).where(ORGS.c.parent_id == actor.org_id)).scalars()
+                    )
             if org:
                 units = [org] if units is None or org in units else []
             found = records.list_imports(conn, units=units, limit=limit)

@@ -1054,7 +1054,10 @@ def records_import(
     ] = None,
     filed: Annotated[
         bool,
-        typer.Option("--filed", help="本单位已备案的学位授予信息：须本单位另一名工作人员确认（records confirm）后生效。"),
+        typer.Option(
+            "--filed",
+            help="本单位已备案的学位授予信息：须本单位另一名工作人员确认（records confirm）后生效。",
+        ),
     ] = False,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="跳过有错误的行，只导入正确的行。")
@@ -1077,8 +1080,12 @@ def records_import(
         lambda: out.print(
             f"已导入 {result['stored']} 条记录（导入记录 #{result['import_id']}：{result['status_label']}）"
             + (f"，跳过 {result['skipped']} 行（见 {result['report']}）" if result["skipped"] else "")
-            + ("。请由本单位另一名工作人员确认：degreeflow records confirm "
-               f"{result['import_id']} --as 用户名" if result["status"] == "pending" else "")  # fmt: skip
+            + (
+                "。请由本单位另一名工作人员确认：degreeflow records confirm "
+                f"{result['import_id']} --as 用户名"
+                if result["status"] == "pending"
+                else ""
+            )
         ),
     )
 

@@ -45,7 +45,9 @@ def _found(flow, row) -> bool:  # type: ignore[no-untyped-def]
 
 def _record(flow, cert: str):  # type: ignore[no-untyped-def]
     with flow.db.connect() as conn:
-        return conn.execute(select(DegreeRecord.__table__).where(DegreeRecord.__table__.c.cert_no == cert)).first()
+        return conn.execute(
+            select(DegreeRecord.__table__).where(DegreeRecord.__table__.c.cert_no == cert)
+        ).first()
 
 
 def _auth_matches(flow, row) -> bool:  # type: ignore[no-untyped-def]
@@ -56,13 +58,20 @@ def _auth_matches(flow, row) -> bool:  # type: ignore[no-untyped-def]
 # -- the scenario: a single collector's import is not public --------------------------------------------
 def test_a_units_import_is_a_working_copy_the_online_query_does_not_find(flow, tmp_path):
     result = flow.records_import(write_csv(tmp_path / "三条.csv", THREE), as_user=COLLECTOR)
-    assert (result["stored"], result["status"], result["status_label"]) == (3, "working", "工作副本（不公开）")
+    assert (result["stored"], result["status"], result["status_label"]) == (
+        3,
+        "working",
+        "工作副本（不公开）",
+    )
     assert not any(_found(flow, row) for row in THREE)
     assert all(_record(flow, _cert(row)).status == "working" for row in THREE)
     assert not _auth_matches(flow, THREE[0])  # one person's data never make an authentication report
     # The unit sees its copy in a registry lookup, marked as what it is.
     history = flow.record_history_for(_cert(THREE[0]), COLLECTOR)
-    assert history["standing"] == "单位工作副本（未备案，不公开）" and history["import_id"] == result["import_id"]
+    assert (
+        history["standing"] == "单位工作副本（未备案，不公开）"
+        and history["import_id"] == result["import_id"]
+    )
     # A number the registry holds as a copy is not imported twice (the message says it is a copy).
     again = flow.records_validate(write_csv(tmp_path / "again.csv", THREE[:1]))["problems"]
     assert [p["code"] for p in again] == ["cert_no_imported"] and "工作副本" in again[0]["message"]
@@ -139,11 +148,30 @@ def test_every_import_taken_or_refused_is_audited_with_the_files_hash_and_rows(f
     skipped = flow.records_import(bad, UNIT, as_user=CENTER, skip_invalid=True)
     assert (skipped["stored"], skipped["skipped"]) == (2, 1)
     listed = {row["filename"] + ":" + row["importer"]: row for row in flow.records_imports()}
-    working, refused, public = listed[f"good.csv:{COLLECTOR}"], listed[f"bad.csv:{VERIFIER}"], listed[f"bad.csv:{CENTER}"]
-    assert working["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest() and working["size"] == good.stat().st_size
-    assert (working["accepted"], working["refused"], working["status"], working["org_name"]) == (3, 0, "working", "西南大学")
-    assert (refused["accepted"], refused["refused"], refused["status"], refused["kind"]) == (0, 1, "refused", "filed")
-    assert "第 3 行" in refused["message"] and refused["sha256"] == hashlib.sha256(bad.read_bytes()).hexdigest()
+    working, refused, public = (
+        listed[f"good.csv:{COLLECTOR}"],
+        listed[f"bad.csv:{VERIFIER}"],
+        listed[f"bad.csv:{CENTER}"],
+    )
+    assert (
+        working["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
+        and working["size"] == good.stat().st_size
+    )
+    assert (working["accepted"], working["refused"], working["status"], working["org_name"]) == (
+        3,
+        0,
+        "working",
+        "西南大学",
+    )
+    assert (refused["accepted"], refused["refused"], refused["status"], refused["kind"]) == (
+        0,
+        1,
+        "refused",
+        "filed",
+    )
+    assert (
+        "第 3 行" in refused["message"] and refused["sha256"] == hashlib.sha256(bad.read_bytes()).hexdigest()
+    )
     assert (public["accepted"], public["refused"], public["status"], public["org_name"]) == (
         2, 1, "public", "教育部学位与研究生教育发展中心")  # fmt: skip
     assert working["at"] == "2026-11-20T09:00:00+08:00" and working["confirmed_by"] is None
@@ -164,7 +192,9 @@ def test_the_import_audit_cannot_be_changed_or_removed(flow, tmp_path):
     ):
         with pytest.raises(DBAPIError, match="append-only"), flow.db.begin() as conn:
             conn.execute(text(statement))
-    assert flow.records_imports()[0]["accepted"] == 3 and flow.records_imports()[0]["confirmed_by"] == VERIFIER
+    assert (
+        flow.records_imports()[0]["accepted"] == 3 and flow.records_imports()[0]["confirmed_by"] == VERIFIER
+    )
 
 
 # -- filing publishes, and replaces a unit's copy ---------------------------------------------------------------
@@ -182,7 +212,9 @@ def test_a_supplement_recorded_files_and_publishes_the_units_working_copy(flow, 
     assert all(_found(flow, row) for row in rows)
     history = flow.record_history(_cert(rows[0]))
     assert history["source"] == f"case:{case_id}" and history["standing"] == "已备案"
-    assert [(c["action"], c["old"], c["new"]) for c in history["changes"]] == [("filed", "单位工作副本", "已备案")]
+    assert [(c["action"], c["old"], c["new"]) for c in history["changes"]] == [
+        ("filed", "单位工作副本", "已备案")
+    ]
 
 
 # -- the CLI -----------------------------------------------------------------------------------------------------
@@ -216,7 +248,15 @@ def test_cli_imports_confirms_and_lists(db_url, tmp_path):
     assert run("query", _cert(person(8)), person(8)["姓名"]).returncode == 0
     listed = run("records", "imports", "--as", COLLECTOR)
     assert listed.returncode == 0
-    for words in ("历史.csv", "全国库.csv", "已确认（不公开）", "已公开", "杨帆", "何莹", result["sha256"][:12]):
+    for words in (
+        "历史.csv",
+        "全国库.csv",
+        "已确认（不公开）",
+        "已公开",
+        "杨帆",
+        "何莹",
+        result["sha256"][:12],
+    ):
         assert words in listed.stdout, words
     rows = json.loads(run("records", "imports", "--json").stdout)
     assert [(r["filename"], r["status"], r["accepted"]) for r in rows] == [
@@ -279,7 +319,9 @@ def test_web_a_units_import_is_not_public_and_the_second_person_confirms(flow, t
         leader = Browser(site)
         leader.login("10635XW04")
         leader.get("/records")
-        assert leader.post("/records/import", files={"file": ("a.csv", b"x\n", "text/csv")}).status_code == 403
+        assert (
+            leader.post("/records/import", files={"file": ("a.csv", b"x\n", "text/csv")}).status_code == 403
+        )
     with flow.db.connect() as conn:
         statuses = sorted(conn.execute(select(RecordImport.__table__.c.status)).scalars())
     assert statuses == ["pending", "public", "working"]  # confirmed through record_import_confirmations
@@ -292,7 +334,12 @@ def test_registry_checks_rely_on_filed_records_only(flow, tmp_path):
 
     row = person(7, **{"姓名": "张磊"})
     working = flow.records_import(write_csv(tmp_path / "w.csv", [row]), as_user=COLLECTOR)
-    facts = {"cert_no": _cert(row), "name": "张磊", "conferral_date": "2024-06-30", "decision_date": "2026-11-18"}
+    facts = {
+        "cert_no": _cert(row),
+        "name": "张磊",
+        "conferral_date": "2024-06-30",
+        "decision_date": "2026-11-18",
+    }
     first = flow.open_case("revocation", UNIT, COLLECTOR, facts).case_id
     assert flow.show(first)["notice"] == MISSING_NOTICE
     with flow.db.connect() as conn:

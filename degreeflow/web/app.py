@@ -725,7 +725,9 @@ def create_app(flow: DegreeFlow, settings: Settings | None = None, *, scheduler:
         return page(request, "records.html", records_context(actor, cert_no))
 
     @app.post("/records/imports/{import_id}/confirm", include_in_schema=False)
-    async def records_confirm(request: Request, import_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]) -> Response:
+    async def records_confirm(
+        request: Request, import_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]
+    ) -> Response:
         actor = require(request)
         async with request.form() as form:
             check_csrf(request, form.get("csrf_token"))
