@@ -351,10 +351,11 @@ def test_unit_may_not_open_cases_for_another_unit(flow):
 
 def test_allowed_triggers_for_a_user(flow):
     case_id = open_case(flow, "supplement")
-    assert [a["trigger"] for a in flow.show(case_id, "10593XW01")["allowed"]] == ["submit"]
+    assert [a["trigger"] for a in flow.show(case_id, "10593XW01")["allowed"]] == ["submit", "cancel"]
     assert flow.show(case_id, "prov45")["allowed"] == []
     fire(flow, case_id, "supplement", "submit", "collector")
     assert [a["trigger"] for a in flow.show(case_id, "prov45")["allowed"]] == ["approve", "reject"]
+    assert [a["trigger"] for a in flow.show(case_id, "10593XW01")["allowed"]] == ["withdraw"]
     assert flow.show(case_id, "prov50")["allowed"] == []
 
 

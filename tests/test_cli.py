@@ -66,7 +66,7 @@ def test_revocation_open_then_submit_as_a_user_types_it(cli):
     assert "unit_check → reported" in verified.stdout
     shown = json.loads(cli("case", "show", str(case_id), "--as", "prov50", "--json").stdout)
     assert shown["state"] == "reported" and shown["rule_set"] == "2020"
-    assert [a["trigger"] for a in shown["allowed"]] == ["confirm"]
+    assert [a["trigger"] for a in shown["allowed"]] == ["return", "confirm"]  # 退回 with reasons, or confirm
     assert shown["deadlines"][0]["due_date"] == "2026-11-30" and shown["deadlines"][0]["status"] == "met"
     assert shown["payload"]["conferral_date"] == "2021-06-25"
 
