@@ -385,6 +385,11 @@ BATCH_FIELDS = (
     ),
     FieldRule("joint_unit", "联合培养单位", required=False),
 )
+# The 2020 report names the committee's resolution (`_report_2020` requires it under those rules).
+VERIFY_FIELDS = (
+    FieldRule("resolution_no", "学位评定委员会授予学位决议文号", required=False,
+              hint="2024年6月1日前授予的学位须填写"),
+)
 VERIFY_GUARDS = (
     units.CHECKED_BY_MANAGING_DEPARTMENT,
     _report_2020,
@@ -445,11 +450,12 @@ DEFINITION = ProcessDefinition(
         # A second person checks; under the 2024 rules, with the leader's code, the formal submission files
         # the batch at once; under the 2020 rules the report goes to the province.
         Step("verify", "unit_check", "recorded", (UNIT,), label="校核并正式报送（即时备案）", roles=VERIFY_ROLES,
-             second_person=True, authorization=(RULES_2024,), guards=VERIFY_GUARDS, when=_is_2024,
+             second_person=True, authorization=(RULES_2024,), requires=VERIFY_FIELDS, guards=VERIFY_GUARDS,
+             when=_is_2024,
              attachments=RESOLUTION_SCAN_2020,
              deadlines=(STOP_REPORT,)),
         Step("verify", "unit_check", "province_review", (UNIT,), label="校核并报送省级", roles=VERIFY_ROLES,
-             second_person=True, authorization=(RULES_2024,), guards=VERIFY_GUARDS,
+             second_person=True, authorization=(RULES_2024,), requires=VERIFY_FIELDS, guards=VERIFY_GUARDS,
              attachments=RESOLUTION_SCAN_2020,
              deadlines=(STOP_REPORT, PROVINCE_REVIEW)),
         Step("return", "province_review", "draft", (PROVINCE,), label="退回修改后重新报送", requires=(REASON,), sends_back=True,
