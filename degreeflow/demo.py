@@ -202,7 +202,12 @@ SCRIPT: dict[tuple[str, str], list[Move]] = {
                                      "people": [{"name": "韦小宝", "major": "汉语言文学", "cert_no": "1059342025000031",
                                                  "serial_no": "A0031"}]})
     ],
-    ("photo", "filed"): [Move("province", "acknowledge", {})],
+    # The unit takes its letter back once before the province acts (the first letter stays, marked 作废), then
+    # sends it again under the next number.
+    ("photo", "filed"): [
+        Move("collector", "withdraw", {}, note="表4 流水号有误，撤回更正"),
+        Move("province", "acknowledge", {}),
+    ],
     ("authentication", "received"): [Move("center", "check", {})],
     ("authentication", "comparing"): [Move("center", "send_to_unit", {})],
     ("authentication", "verification"): [Move("verifier", "answer", {"result": "信息一致"})],
