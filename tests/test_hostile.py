@@ -333,6 +333,25 @@ API_PROBES: list[Probe] = [
     Probe("POST", f"{V1}/cases/{{case_id}}/steps/{{trigger}}", "without the CSRF header",
           lambda w: w.fresh_api("prov50").post(f"/cases/{w.own_case}/steps/confirm", json={},
                                                 headers={"X-CSRF-Token": ""}), 403),
+    # attachments
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "another organisation's case",
+          lambda w: _json(w, U, "POST", f"/cases/{w.other_case}/attachments", files={"file": ("p.pdf", PDF)},
+                          data={"purpose": "proof"}), 404),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "purpose is SQL",
+          lambda w: _json(w, U, "POST", f"/cases/{w.own_case}/attachments", files={"file": ("p.pdf", PDF)},
+                          data={"purpose": SQL}), 422),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "an executable as the resolution",
+          lambda w: _json(w, U, "POST", f"/cases/{w.own_case}/attachments", files={"file": ("x.exe", b"MZ\x90\x00")},
+                          data={"purpose": "revocation_resolution"}), 422),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "no file",
+          lambda w: _json(w, U, "POST", f"/cases/{w.own_case}/attachments", data={"purpose": "proof"}), 422),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "id beyond 64 bits",
+          lambda w: _json(w, U, "POST", f"/cases/{BIG_INT}/attachments", files={"file": ("p.pdf", PDF)}), 422),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "without the CSRF header",
+          lambda w: w.fresh_api(U).post(f"/cases/{w.own_case}/attachments", files={"file": ("p.pdf", PDF)},
+                                        headers={"X-CSRF-Token": ""}), 403),
+    Probe("POST", f"{V1}/cases/{{case_id}}/attachments", "anonymous",
+          lambda w: w.fresh_api().post(f"/cases/{w.own_case}/attachments", files={"file": ("p.pdf", PDF)}), 401),
     # authorization codes
     Probe("POST", f"{V1}/cases/{{case_id}}/authorization/{{trigger}}", "another organisation's case",
           lambda w: _json(w, U, "POST", f"/cases/{w.other_case}/authorization/verify"), 404),
@@ -835,6 +854,12 @@ def _invocations(w: dict[str, Any]) -> list[Invocation]:
         Invocation("case show", [C, "show", "'1'"], "usage"),
         Invocation("case show", [C, "show", "--", "-1"], "refused", 7),
         Invocation("case show", [C, "show", BIG_INT], "refused", 7),
+        Invocation("case attach", [C, "attach", other, "scan.pdf", "--as", "10635XW01"], "refused", 4),
+        Invocation("case attach", [C, "attach", own, "scan.pdf", "--as", "10635XW01", "--purpose", SCRIPT], "refused", 7),
+        Invocation("case attach", [C, "attach", own, "../etc/passwd", "--as", "10635XW01"], "refused", 7),
+        Invocation("case attach", [C, "attach", own, "fake.xlsx", "--as", "10635XW01", "--purpose", SQL], "refused", 7),
+        Invocation("case attach", [C, "attach", own, "nowhere.pdf", "--as", "10635XW01"], "refused", 7),
+        Invocation("case attach", [C, "attach", BIG_INT, "binary.json", "--as", "10635XW01"], "refused", 7),
         Invocation("case list", [C, "list", "--type", SQL], "refused", 4),
         Invocation("case list", [C, "list", "--state", SCRIPT, "--org", TRAVERSAL], "harmless"),
         Invocation("audit verify", ["audit", "verify", "--case", "abc"], "usage"),
@@ -964,6 +989,7 @@ def cli_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     (work / "binary.json").write_bytes(b"\xff\xfe\x00\x81" * 64)
     (work / "huge.json").write_text(json.dumps({"name": HUGE}), encoding="utf-8")
     (work / "fake.xlsx").write_bytes(b"\x00not a zip" * 100)
+    (work / "scan.pdf").write_bytes(PDF)  # a real upload, for the refusals that are not about the file
     write_records(work / "records.csv", [VALID])
     url = f"sqlite:///{root}/cli.db"
     engine = make_engine(url)
@@ -1066,6 +1092,7 @@ def test_cli_on_postgresql_refuses_cleanly(world: World, tmp_path: Path) -> None
     (work / "huge.json").write_text(json.dumps({"name": HUGE}), encoding="utf-8")
     (work / "binary.json").write_bytes(b"\xff\xfe\x00\x81" * 64)
     (work / "fake.xlsx").write_bytes(b"\x00not a zip" * 100)
+    (work / "scan.pdf").write_bytes(PDF)  # a real upload, for the refusals that are not about the file
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LANG": "C.UTF-8",
            "DEGREEFLOW_DATABASE_URL": world.flow.db.url.render_as_string(hide_password=False),
            "DEGREEFLOW_NOW": "2026-11-20T09:00"}  # fmt: skip
