@@ -25,13 +25,20 @@ def _layers(defn: ProcessDefinition) -> dict[str, int]:
                 queue.append(step.dest)
     for state in defn.states:  # unreachable states (should not exist; the definition check says so)
         depth.setdefault(state, max(depth.values()) + 1)
+    # An end reached from several columns (作废 from a draft and from the unit's check) stands right of all of
+    # them, so each way in is a forward arrow.
+    for state in defn.terminal:
+        sources = [depth[s.source] for s in defn.steps if s.dest == state and s.source != state]
+        if sources and state in depth:
+            depth[state] = max(depth[state], max(sources) + 1)
     return depth
 
 
 def svg(defn: ProcessDefinition, current: str | None = None) -> str:
     depth = _layers(defn)
     columns: dict[int, list[str]] = {}
-    for state in defn.states:
+    # Ends at the top of their column: the arcs of steps going back leave the working states below them freely.
+    for state in sorted(defn.states, key=lambda name: name not in defn.terminal):
         columns.setdefault(depth[state], []).append(state)
     pos: dict[str, tuple[float, float]] = {}
     tallest = max(len(states) for states in columns.values())
