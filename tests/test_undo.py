@@ -400,3 +400,24 @@ def test_web_withdraw_needs_no_second_confirmation(flow, tmp_path):
         done = unit.post(f"/cases/{case_id}/steps/withdraw", {**form, "note": "名单有误"})
         assert done.status_code == 303
         assert flow.show(case_id)["state"] == "draft"
+
+
+def test_a_2020_filing_batch_withdrawn_before_the_province_reviews_it(flow, clock, tmp_path):
+    from tests.test_filing import COLLECTOR, SCAN, VERIFIER, _at, batch_2020, deadline, open_filing
+
+    flow.attachments_dir = tmp_path / "attachments"
+    _at(clock, "2024-06-03T09:00")
+    case_id = open_filing(flow, "2024-05-30", resolution_date="2024-05-30")
+    flow.add_attachment(case_id, COLLECTOR, "决议.pdf", SCAN, 1 << 20, purpose="conferral_resolution")
+    flow.fire(case_id, "submit", COLLECTOR, payload={"data": batch_2020()})
+    flow.fire(case_id, "verify", VERIFIER, payload={"resolution_no": "西南大学学位〔2024〕7号"})
+    assert deadline(flow, case_id, "province_review")["status"] == "running"
+    assert flow.fire(case_id, "withdraw", VERIFIER, note="第2条专业代码有误").to_state == "draft"
+    assert deadline(flow, case_id, "province_review")["status"] == "cancelled"
+    _at(clock, "2024-08-30T09:00")  # long past the province's 30 days: nothing to remind or escalate
+    report, _ = flow.sweep()
+    assert case_id not in {f["case_id"] for f in report.findings}
+    # Reported again: the province gets a fresh 30 days.
+    flow.fire(case_id, "submit", COLLECTOR, payload={"data": batch_2020()})
+    flow.fire(case_id, "verify", VERIFIER)
+    assert deadline(flow, case_id, "province_review")["status"] == "running"
