@@ -22,7 +22,9 @@ CANCELLED = "cancelled"
 UNIT_STAFF = ("collector", "verifier", "admin")
 # Fields of their own: `reason` is what a rejection letter states (and a revocation report's reason), so an
 # undo's reason must not take its place in a later letter.
-WITHDRAW_REASON = FieldRule("withdraw_reason", "撤回理由", from_note=True, fresh=True, hint="可用 --note 填写")
+WITHDRAW_REASON = FieldRule(
+    "withdraw_reason", "撤回理由", from_note=True, fresh=True, hint="可用 --note 填写"
+)
 CANCEL_REASON = FieldRule("cancel_reason", "作废理由", from_note=True, fresh=True, hint="可用 --note 填写")
 RETURN_REASON = FieldRule("return_reason", "退回理由", from_note=True, fresh=True, hint="可用 --note 填写")
 UNDO_REASONS = tuple(rule.name for rule in (WITHDRAW_REASON, CANCEL_REASON, RETURN_REASON))

@@ -27,8 +27,18 @@ ERRATA_KEY = {"field": "conferral_date", "old_value": "20250620", "new_value": "
 TO_PROVINCE = {
     "supplement": ([("submit", "collector", {})], "applied", "supplement_application", "province_decision"),
     "amendment": ([("submit", "collector", {})], "applied", "amendment_application", "province_opinion"),
-    "errata": ([("submit", "collector", ERRATA_KEY)], "province_review", "errata_application", "province_decision"),
-    "revocation": ([("submit", "collector", {}), ("verify", "verifier", {})], "reported", "revocation_report", None),
+    "errata": (
+        [("submit", "collector", ERRATA_KEY)],
+        "province_review",
+        "errata_application",
+        "province_decision",
+    ),
+    "revocation": (
+        [("submit", "collector", {}), ("verify", "verifier", {})],
+        "reported",
+        "revocation_report",
+        None,
+    ),
     "photo": ([("submit", "collector", {})], "filed", "photo_letter", None),
 }
 
@@ -73,11 +83,17 @@ def test_withdraw_before_the_province_acts_voids_the_round_and_a_new_number_foll
     # The province's deadline is cancelled: nobody waits on the province any more.
     if deadline:
         assert [d["status"] for d in shown["deadlines"] if d["name"] == deadline] == ["cancelled"]
-    assert not [d for d in shown["deadlines"] if d["status"] in ("running", "breached") and d["stopped_at"] is None]
+    assert not [
+        d for d in shown["deadlines"] if d["status"] in ("running", "breached") and d["stopped_at"] is None
+    ]
 
     # The document sent is void, on the record: one row naming the withdrawal's event, the person, the reason.
     (listed,) = flow.documents(case_id)
-    assert listed["id"] == sent["id"] and listed["number"] == sent["number"] and listed["sha256"] == sent["sha256"]
+    assert (
+        listed["id"] == sent["id"]
+        and listed["number"] == sent["number"]
+        and listed["sha256"] == sent["sha256"]
+    )
     assert listed["void"]["reason"] == "撤回（省级办理前）：表中信息填错，撤回修改"
     (row,) = void_rows(flow, case_id)
     assert row.document_id == sent["id"] and row.event_id == listed["void"]["event_id"]
@@ -290,7 +306,11 @@ def test_cli_withdraw_and_the_letter_list_says_void(tmp_path):
 
     from tests.test_cli import EXE
 
-    env = {**os.environ, "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", "DEGREEFLOW_NOW": "2026-11-20T09:00"}
+    env = {
+        **os.environ,
+        "DEGREEFLOW_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "DEGREEFLOW_NOW": "2026-11-20T09:00",
+    }
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -366,7 +386,7 @@ def test_web_asks_for_confirmation_before_cancel_and_reject(flow, tmp_path):
         asked = unit.post(f"/cases/{draft}/steps/cancel", {**form, "note": "重复建案"})
         assert asked.status_code == 200 and "请确认：作废本案件" in asked.text
         assert "此操作不可撤回" in asked.text and "已作废" in asked.text and "重复建案" in asked.text
-        assert 'href="/cases/%d"' % draft in asked.text  # 返回，不办理
+        assert f'href="/cases/{draft}"' in asked.text  # 返回，不办理
         for key in ("cancel_reason", "withdraw", "cancelled"):
             assert f">{key}<" not in asked.text  # no keys shown
         assert snapshot(flow, draft) == before
@@ -374,7 +394,9 @@ def test_web_asks_for_confirmation_before_cancel_and_reject(flow, tmp_path):
         confirm = asked.text.split('id="confirm-step"', 1)[1].split("</form>", 1)[0]
         hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', confirm))
         assert hidden["confirmed"] == "1" and hidden["note"] == "重复建案"
-        done = unit.post(f"/cases/{draft}/steps/cancel", {k: v for k, v in hidden.items() if k != "csrf_token"})
+        done = unit.post(
+            f"/cases/{draft}/steps/cancel", {k: v for k, v in hidden.items() if k != "csrf_token"}
+        )
         assert done.status_code == 303, done.text
         assert flow.show(draft)["state"] == "cancelled"
         assert flow.show(draft)["history"][-1]["payload"] == {"cancel_reason": "重复建案"}
