@@ -131,7 +131,9 @@ def test_errata_key_field_goes_to_the_province_with_five_working_days(flow):
 def test_revocation_rule_set_chosen_by_dates(
     flow, clock, conferral, decision, rule_set, due, second_deadline
 ):
-    case_id = open_case(flow, "revocation", conferral_date=conferral, decision_date=decision)
+    # The certificate number carries the conferral year (学位〔2015〕18号; older numbers are not checked).
+    cert_no = f"106354{conferral[:4]}000321"
+    case_id = open_case(flow, "revocation", conferral_date=conferral, decision_date=decision, cert_no=cert_no)
     shown = flow.show(case_id)
     assert shown["rule_set"] == rule_set
     assert [(d["name"], d["due_date"]) for d in shown["deadlines"]] == [("report", due)]
