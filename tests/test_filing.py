@@ -19,7 +19,7 @@ from cases.registry import DEFINITIONS
 from db import AuthorizationCode, DegreeRecord
 from db.clock import SHANGHAI
 from degreeflow.demo import degree_record
-from tests.helpers import leader_code, snapshot
+from tests.helpers import attach_required, leader_code, snapshot
 from workflow import Forbidden, InvalidPayload, NotAllowedInState, SeparationOfDuties
 
 UNIT, COLLECTOR, VERIFIER, PROVINCE, LEADER = "10635", "10635XW01", "10635XW02", "prov50", "10635XW04"
@@ -367,6 +367,7 @@ def test_2024_late_batch_is_refused_and_goes_as_a_supplement(flow, clock):
     assert [r["cert_no"] for r in supplement["payload"]["records"]] == [r["cert_no"] for r in rows]
     # The supplement path, to the registry.
     sid = opened["supplement"]
+    attach_required(flow, sid, "submit")
     flow.fire(sid, "submit", COLLECTOR, payload={"resolution_no": "西南大学学位〔2026〕9号"})
     flow.fire(sid, "approve", PROVINCE)
     flow.fire(sid, "submit_data", VERIFIER)
