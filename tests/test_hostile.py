@@ -509,6 +509,12 @@ PAGE_PROBES: list[Probe] = [
         w, "prov45", "/records/import", files={"file": ("r.csv", b"a\n")}), 403),
     Probe("POST", "/records/import", "without the CSRF token", lambda w: w.browser(U).client.post(
         "/records/import", files={"file": ("r.csv", b"a\n")}), 403),
+    Probe("POST", "/records/imports/{import_id}/confirm", "an import that does not exist",
+          lambda w: _form(w, U, "/records/imports/999999/confirm"), 404),
+    Probe("POST", "/records/imports/{import_id}/confirm", "without the CSRF token",
+          lambda w: w.browser(U).client.post("/records/imports/1/confirm"), 403),
+    Probe("POST", "/records/imports/{import_id}/confirm", "a number beyond any id",
+          lambda w: _form(w, U, "/records/imports/99999999999999999999/confirm"), 422),
     Probe("GET", "/records/jobs/{job_id}", "another person's job", lambda w: _page(w, U, f"/records/jobs/{w.other_job}"), 404),
     Probe("GET", "/records/jobs/{job_id}.json", "another person's job",
           lambda w: _page(w, U, f"/records/jobs/{w.other_job}.json"), 404),
