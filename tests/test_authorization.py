@@ -15,7 +15,7 @@ RULES_2024 = {"conferral_date": "2024-06-30", "decision_date": "2026-11-18"}
 
 
 def _ready(flow):  # type: ignore[no-untyped-def]
-    case_id = open_case(flow, "revocation", **RULES_2024)
+    case_id = open_case(flow, "revocation", **RULES_2024, cert_no="1063542024000321")  # numbered for 2024
     flow.fire(case_id, "submit", "10635XW01", payload={"resolution_no": "西南大学学位〔2026〕3号"})
     attach_required(flow, case_id, "verify")
     assert flow.show(case_id)["rule_set"] == "2024"

@@ -197,7 +197,8 @@ def test_letter_commands(cli, tmp_path):
     missing = cli("letter", "render", "8", "province_filing", ok=False)
     assert "尚未签发" in missing.stderr
     again = json.loads(cli("letter", "reissue", str(listed[0]["id"]), "--as", "10593XW02", "--json").stdout)
-    assert again["replaces"] == "西大学位〔2026〕1号" and again["number"] == "西大学位〔2026〕3号"
+    # The demo withdrew and re-sent its photo letter (2号 void, 3号): the next number is 4号.
+    assert again["replaces"] == "西大学位〔2026〕1号" and again["number"] == "西大学位〔2026〕4号"
     packet = tmp_path / "packet.pdf"
     made = json.loads(
         cli("letter", "packet", "--org", "45", "--date", "2026-11-20", "-o", str(packet), "--json").stdout

@@ -20,7 +20,7 @@ from cases.service import DegreeFlow
 from db import FixedClock, drop_schema, make_engine
 from degreeflow import demo
 from tests.conftest import START, _pg_url_or_skip
-from tests.helpers import OPEN_DATA, OPENER, STEP_DATA, UNIT, snapshot, users_for
+from tests.helpers import OPEN_DATA, OPENER, STEP_DATA, UNIT, attach_required, snapshot, unique_cert_no, users_for
 from workflow import WorkflowError
 
 ALL_USERS = [username for username, *_ in demo.USERS]
@@ -55,8 +55,11 @@ class CaseMachine(RuleBasedStateMachine):
     )
     def open(self, case_type: str, opener: str) -> None:
         user = OPENER[case_type] if opener == "<right>" else opener
+        data = dict(OPEN_DATA[case_type])
+        if "cert_no" in data:  # one open case of a type per certificate: each opening is another degree
+            data["cert_no"] = unique_cert_no(data["cert_no"])
         try:
-            result = self.flow.open_case(case_type, UNIT[case_type], user, OPEN_DATA[case_type])
+            result = self.flow.open_case(case_type, UNIT[case_type], user, data)
         except WorkflowError:
             return
         self.cases.append(result.case_id)
@@ -81,6 +84,9 @@ class CaseMachine(RuleBasedStateMachine):
         chain = sorted(users_for(UNIT[case_type]).values())
         user = data.draw(st.sampled_from(chain) | st.sampled_from(chain) | st.sampled_from(ALL_USERS))
         payload = STEP_DATA.get((case_type, trigger), {}) if with_payload else {}
+        if with_payload:  # as a unit would, the files the step needs are uploaded first (not part of the step)
+            attach_required(self.flow, case_id, trigger)
+            before = snapshot(self.flow, case_id)
         try:
             result = self.flow.fire(case_id, trigger, user, note, payload)
         except WorkflowError:
