@@ -152,7 +152,8 @@ def bench_raw(workdir: Path, n: int) -> dict[str, float]:
         )
         org_id = cur.lastrowid
         cur.execute(
-            "INSERT INTO users (username, name, role, org_id, active, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (username, name, role, org_id, active, created_at, phone, mobile, fax, address)"
+            " VALUES (?, ?, ?, ?, ?, ?, '', '', '', '')",
             (COLLECTOR, "黄海燕", "collector", org_id, 1, stamp),
         )
         user_id = cur.lastrowid

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from cases.degree_record import normalise
 from cases.record import RECORD_FIELDS, record_field_key
@@ -39,11 +39,26 @@ REQUIRE_SETTING = "require_registry_record"
 UNCHANGED_KEY = "registry_unchanged"
 
 
+# Built once: building a statement per step costs more than SQLite's own look-up.
+_RECORD_BY_NUMBER = select(RECORDS).where(RECORDS.c.cert_no == bindparam("cert_no"))
+_OPEN_CASE_OF_NUMBER = (
+    select(CASES.c.id)
+    .where(
+        CASES.c.type == bindparam("type"),
+        CASES.c.reference == bindparam("reference"),
+        CASES.c.closed_at.is_(None),
+        CASES.c.id != bindparam("case_id"),
+    )
+    .order_by(CASES.c.id)
+    .limit(1)
+)
+
+
 def record_of(ctx: FireContext, cert_no: Any) -> Any:
     text = str(cert_no or "").strip()
     if not text:
         return None
-    row = ctx.conn.execute(select(RECORDS).where(RECORDS.c.cert_no == text)).first()
+    row = ctx.conn.execute(_RECORD_BY_NUMBER, {"cert_no": text}).first()
     # A unit's working copy or unconfirmed import is not the registry's record (`records.registry_record`).
     return None if row is None or row.status in COPY_STATUSES else row
 
@@ -101,12 +116,7 @@ def no_duplicate_open_case(ctx: FireContext) -> None:
     if not cert_no:
         return
     row = ctx.conn.execute(
-        select(CASES.c.id).where(
-            CASES.c.type == ctx.case.type,
-            CASES.c.reference == cert_no[:64],
-            CASES.c.closed_at.is_(None),
-            CASES.c.id != ctx.case.id,
-        ).order_by(CASES.c.id).limit(1)
+        _OPEN_CASE_OF_NUMBER, {"type": ctx.case.type, "reference": cert_no[:64], "case_id": ctx.case.id}
     ).first()
     if row is not None:
         raise InvalidPayload(
