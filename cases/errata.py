@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from cases import registry_checks
 from cases.common import REASON, cancel, withdraw
-from cases.record import ERRATA_KEY_FIELDS, PLATFORM_2024, changes_rule, date_of, normalise_changes, own_certificate, touches
+from cases.record import (
+    ERRATA_KEY_FIELDS,
+    PLATFORM_2024,
+    changes_rule,
+    date_of,
+    normalise_changes,
+    own_certificate,
+    touches,
+)
 from cases.vocabulary import PROVINCE, UNIT, VERIFY_ROLES
 from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step
 

@@ -14,7 +14,15 @@ from cases import attachments, registry_checks
 from cases.common import REASON, RETURN_REASON, cancel, withdraw
 from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit, check_cert_year, id_number_problem
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
-from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step, parse_date
+from workflow import (
+    DeadlineEffect,
+    FieldRule,
+    FireContext,
+    InvalidPayload,
+    ProcessDefinition,
+    Step,
+    parse_date,
+)
 
 
 def choose_rule_set(payload: Mapping[str, Any]) -> str:

@@ -8,7 +8,15 @@ from cases.degree_record import normalise
 from cases.record import cert_no_of_unit, check_cert_year
 from cases.records import check_for_import
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
-from workflow import DeadlineEffect, FieldRule, FireContext, InvalidPayload, ProcessDefinition, Step, parse_date
+from workflow import (
+    DeadlineEffect,
+    FieldRule,
+    FireContext,
+    InvalidPayload,
+    ProcessDefinition,
+    Step,
+    parse_date,
+)
 
 FORM1_ROW = (
     FieldRule("name", "姓名"),

@@ -20,7 +20,16 @@ from cases.service import DegreeFlow
 from db import FixedClock, drop_schema, make_engine
 from degreeflow import demo
 from tests.conftest import START, _pg_url_or_skip
-from tests.helpers import OPEN_DATA, OPENER, STEP_DATA, UNIT, attach_required, snapshot, unique_cert_no, users_for
+from tests.helpers import (
+    OPEN_DATA,
+    OPENER,
+    STEP_DATA,
+    UNIT,
+    attach_required,
+    snapshot,
+    unique_cert_no,
+    users_for,
+)
 from workflow import WorkflowError
 
 ALL_USERS = [username for username, *_ in demo.USERS]

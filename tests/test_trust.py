@@ -191,7 +191,7 @@ def test_the_supplement_data_are_checked_by_someone_who_did_not_fill_form_1(flow
 
 # -- 2. dates that make sense -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "change, rule, field",
+    ("change", "rule", "field"),
     [
         ({"conferral_date": "2027-06-25", "decision_date": "2027-01-15"}, "date_not_in_future", "conferral_date"),
         ({"decision_date": "2027-01-15"}, "date_not_in_future", "decision_date"),
@@ -431,9 +431,8 @@ def test_supplement_data_differing_from_form_1_in_any_column_are_refused_per_row
 
 
 def test_the_filing_letter_calls_equal_only_what_was_compared(flow):
-    from tests.test_letters import _flat, _pdf_text
-
     from degreeflow.pdf import PdfRenderer
+    from tests.test_letters import _flat, _pdf_text
 
     def filing_letter(case_id: int) -> str:
         for trigger, part in [("submit_data", "verifier"), ("accept", "province")]:
