@@ -675,6 +675,23 @@ def case_attach(
     ))  # fmt: skip
 
 
+@case_app.command("authorize")
+@edge
+def case_authorize(
+    case_id: Annotated[int, typer.Argument(metavar="ID")],
+    trigger: Annotated[str, typer.Argument(help="须主管领导授权的操作，如 verify（2024年规则下的报送与撤销）。")],
+    as_user: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """申请主管领导授权码：授权码发送至主管领导的收件箱（10 分钟内有效），办理时用 -f authorization_code=授权码 填写。"""
+    _id(case_id)
+    sent = flow().request_authorization(case_id, trigger, as_user)
+    emit(sent, lambda: out.print(
+        f"案件 #{case_id}：授权码已发送给主管领导 {sent['leaders']}（10 分钟内有效）；"
+        f"请向其索取后办理：degreeflow case fire {case_id} {trigger} --as {as_user} -f authorization_code=授权码"
+    ))  # fmt: skip
+
+
 @case_app.command("show")
 @edge
 def case_show(

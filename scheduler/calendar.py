@@ -41,6 +41,12 @@ HOLIDAY_NAMES = {
 }
 WEEKEND = "周末"
 MAKE_UP = "调休上班"
+# Statutory holidays on fixed dates (全国年节及纪念日放假办法, 2024 revision, 国务院令第795号, from 2025): known
+# before the State Council publishes a year's schedule, so a year the calendar does not cover still has them.
+# (The lunar holidays and the make-up working days are not: limits that reach such a year stay provisional.)
+FIXED_HOLIDAYS = {(1, 1): "元旦", (5, 1): "劳动节", (5, 2): "劳动节", (10, 1): "国庆节", (10, 2): "国庆节",
+                  (10, 3): "国庆节"}  # fmt: skip
+FIXED_HOLIDAYS_FROM = 2025
 # The longest limit counted: statutory limits are days to months; ten years is far beyond any of them and keeps
 # the working-day count short.
 MAX_LIMIT_DAYS = 3660
@@ -75,10 +81,19 @@ class WorkingCalendar:
         return day.year in self.covered
 
     def is_workday(self, day: date) -> bool:
-        return self.exceptions.get(day, day.weekday() < 5)
+        found = self.exceptions.get(day)
+        if found is not None:
+            return found
+        return day.weekday() < 5 and self._fixed_holiday(day) is None
+
+    def _fixed_holiday(self, day: date) -> str | None:
+        """A fixed-date statutory holiday of a year the calendar does not cover (covered years say it all)."""
+        if day.year < FIXED_HOLIDAYS_FROM or day.year in self.covered:
+            return None
+        return FIXED_HOLIDAYS.get((day.month, day.day))
 
     def name(self, day: date) -> str:
-        return self.names.get(day) or ("" if day.weekday() < 5 else WEEKEND)
+        return self.names.get(day) or self._fixed_holiday(day) or ("" if day.weekday() < 5 else WEEKEND)
 
     def due(self, start: date, days: int, working: bool) -> tuple[date, bool]:
         """The last day of a limit counted from the day after `start`, and whether it is provisional.

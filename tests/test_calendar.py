@@ -77,7 +77,15 @@ def test_remaining_working_days_skip_holidays(cal):
 
 
 def test_uncovered_year_is_provisional_and_weekend_only(cal):
-    assert cal.due(date(2026, 12, 2), 30, False) == (date(2027, 1, 1), True)  # a Friday, by weekends only
+    """Weekends, and the fixed-date statutory holidays of 全国年节及纪念日放假办法 (2024 revision: 元旦 1月1日, 劳动节
+    5月1日、2日, 国庆节 10月1日至3日), are known before a year's schedule is published; the rest is provisional."""
+    # 2027-01-01 is a Friday, but 元旦: the limit moves to Monday 4 January, still provisional.
+    assert cal.due(date(2026, 12, 2), 30, False) == (date(2027, 1, 4), True)
+    assert not cal.is_workday(date(2027, 1, 1)) and cal.name(date(2027, 1, 1)) == "元旦"
+    assert [cal.is_workday(date(2027, 5, d)) for d in (1, 2, 3)] == [False, False, True]  # Sat, Sun, Mon
+    assert [cal.is_workday(date(2027, 10, d)) for d in (1, 4)] == [False, True]
+    assert cal.name(date(2028, 5, 2)) == "劳动节" and not cal.is_workday(date(2028, 5, 2))  # a Tuesday
+    assert cal.due(date(2027, 9, 29), 2, True) == (date(2027, 10, 4), True)  # 30 Sep, then 4 Oct
     assert cal.due(date(2026, 12, 25), 3, True) == (date(2026, 12, 30), False)
     assert cal.due(date(2026, 12, 30), 3, True)[1] is True
 
@@ -110,12 +118,12 @@ def test_provisional_deadline_becomes_final_after_import(flow, clock, tmp_path):
     case_id = open_case(flow, "supplement")
     fire(flow, case_id, "supplement", "submit", "collector")
     (deadline,) = flow.show(case_id)["deadlines"]
-    assert (deadline["due_date"], deadline["provisional"]) == ("2027-01-01", True)
+    assert (deadline["due_date"], deadline["provisional"]) == ("2027-01-04", True)  # 元旦 is known already
     assert [d["provisional"] for d in flow.deadlines()] == [True]
     result = flow.calendar_import(_year_2027(tmp_path))
     assert result == {"year": 2027, "days": 365, "working_days": 260, "recomputed_deadlines": 1}
     (deadline,) = flow.show(case_id)["deadlines"]
-    assert (deadline["due_date"], deadline["provisional"]) == ("2027-01-04", False)  # New Year's Day moved it
+    assert (deadline["due_date"], deadline["provisional"]) == ("2027-01-04", False)  # the schedule confirms it
     assert flow.calendar_day(date(2027, 1, 1)) == {"date": "2027-01-01", "working": False, "name": "元旦",
                                                    "provisional": False}  # fmt: skip
 

@@ -210,3 +210,27 @@ def test_letter_commands(cli, tmp_path):
     assert "用印文书清单" in first_page and "桂学位办〔2026〕1号" in first_page
     empty = cli("letter", "packet", "--org", "45", "--date", "2020-01-01", ok=False)
     assert "没有签发文书" in empty.stderr
+
+
+def test_a_2024_revocation_is_verified_with_the_leaders_code_requested_from_the_cli(cli, tmp_path):
+    """Seed 003 item 7: "重要操作须经主管领导授权" — the CLI asks for the code (`case authorize`), the leader reads it
+    in the inbox, the verifier types it with the step."""
+    import re
+
+    opened = cli("case", "open", "revocation", "--org", "10635", "--as", "10635XW01",
+                 "-f", "cert_no=1063542024000998", "-f", "name=钱某某", "-f", "conferral_date=2024-06-30",
+                 "-f", "decision_date=2026-11-18", "--json")  # fmt: skip
+    case_id = json.loads(opened.stdout)["case_id"]
+    cli("case", "fire", str(case_id), "submit", "--as", "10635XW01", "-f", "resolution_no=西南大学学位〔2026〕9号")
+    scan = tmp_path / "撤销决议.pdf"
+    scan.write_bytes(b"%PDF-1.4\n% resolution\n")
+    cli("case", "attach", str(case_id), str(scan), "--as", "10635XW01", "--purpose", "revocation_resolution")
+    refused = cli("case", "fire", str(case_id), "verify", "--as", "10635XW02", ok=False)
+    assert "授权" in refused.stderr + refused.stdout
+    asked = cli("case", "authorize", str(case_id), "verify", "--as", "10635XW02")
+    assert "授权码已发送给主管领导 郑国华" in asked.stdout and "authorization_code" in asked.stdout
+    inbox = json.loads(cli("inbox", "--as", "10635XW04", "--json").stdout)
+    code = re.search(r"授权码 (\d{6})", next(m["body"] for m in inbox if m["kind"] == "authorization"))[1]  # type: ignore[index]
+    verified = cli("case", "fire", str(case_id), "verify", "--as", "10635XW02", "-f", f"authorization_code={code}")
+    assert "unit_check → reported" in verified.stdout
+    assert cli("case", "authorize", str(case_id), "confirm", "--as", "prov50", ok=False).returncode != 0
