@@ -36,8 +36,9 @@ _BY_LABEL = {label: key for key, label in RECORD_FIELDS.items()}
 
 # Amendment (seed 000 annex 2 §2): these need the State Council office's approval after the province's.
 AMENDMENT_KEY_FIELDS = frozenset({"name", "gender", "id_number", "degree_type"})
-# Errata (seed 003 item 12): "学位类别、获学位日期等关键信息" — degree type and conferral date.
-ERRATA_KEY_FIELDS = frozenset({"degree_type", "conferral_date"})
+# Errata (seed 003 item 12): "学位类别、获学位日期等关键信息" — the "等" is read with seed 002 (art. 12(3), 18),
+# which names 姓名、性别、身份证件号码、学位类别 as the key fields: all of them, and the conferral date, go to the province.
+ERRATA_KEY_FIELDS = AMENDMENT_KEY_FIELDS | frozenset({"conferral_date"})
 
 PLATFORM_2024 = date(2024, 6, 1)  # instant-filing platform: degrees conferred on or after this date
 RULES_2020 = date(2020, 6, 29)  # 学位办〔2020〕8号 replaces the 2013 rules

@@ -371,3 +371,15 @@ def test_users_for_helper_matches_demo_users(flow):
     usernames = {u["username"] for u in flow.list_users()}
     for unit in ("10593", "10611", "10635"):
         assert set(users_for(unit).values()) <= usernames
+
+
+@pytest.mark.parametrize(("field", "old", "new"), [("name", "刘洋", "刘阳"), ("gender", "女", "男"),
+                                                   ("id_number", "500103200103150124", "500103200103150140")])  # fmt: skip
+def test_errata_of_a_name_gender_or_id_number_goes_to_the_province(flow, field, old, new):
+    """Seed 003 item 12: "学位类别、获学位日期等关键信息" — with seed 002 art. 12(3), 18 naming 姓名、性别、身份证件号码、
+    学位类别 as key fields, an errata of any of them is not confirmed by the unit itself."""
+    case_id = open_case(flow, "errata")
+    result = fire(flow, case_id, "errata", "submit", "collector", field=field, old_value=old, new_value=new,
+                  reason="录入错误")  # fmt: skip
+    assert result.to_state == "province_review"
+    assert [a["trigger"] for a in flow.show(case_id, "10635XW02")["allowed"]] != ["confirm"]
