@@ -463,7 +463,7 @@ def build_context(
             unit_name=unit.name, rule_set=rule_set, holder_name=_text(payload.get("name")),
             cert_no=_text(payload.get("cert_no")), conferral_date=_date_text(payload.get("conferral_date")),
             decision_date=_date_text(payload.get("decision_date")), resolution_no=_text(payload.get("resolution_no")),
-            reason=_text(payload.get("reason")),
+            reason=_text(payload.get("revocation_reason")),  # never `reason`: that key is a send-back's
         )  # fmt: skip
     if kind == "photo_letter":
         return PhotoLetter(

@@ -106,7 +106,9 @@ DEFINITION = ProcessDefinition(
         # report, a second person of the unit checks it and sends it; under the 2024 platform rules that
         # step also needs the supervising leader's one-time code (seed 003 item 7).
         Step("submit", "draft", "unit_check", (UNIT,), label="提交撤销报告（待校核）", collects=True,
-             requires=(DECISION_DATE, FieldRule("resolution_no", "撤销决议文号"))),
+             requires=(DECISION_DATE, FieldRule("resolution_no", "撤销决议文号"),
+                       # Seed 002 art. 19: the report 说明撤销学位原因 (its own key: `reason` is a send-back's).
+                       FieldRule("revocation_reason", "撤销学位原因", required=False, max_length=2000))),
         Step("send_back", "unit_check", "draft", (UNIT,), label="退回修改", roles=VERIFY_ROLES, sends_back=True, requires=(REASON,)),
         # The report encloses the committee's revocation resolution (seed 002 art. 19; seed 000 annex 2 §3);
         # Form 3 is part of the report itself.

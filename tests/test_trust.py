@@ -445,3 +445,16 @@ def test_the_filing_letter_calls_equal_only_what_was_compared(flow):
     # A Form 1 giving names and numbers only: the letter claims no more than those two columns.
     short = filing_letter(_supplement_at_data_entry(flow, STEP_DATA[("supplement", "submit")]["records"]))
     assert "补报数据的姓名、学位证书编号与《申请补报学位获得者名单》逐项核对一致" in short
+
+
+def test_the_revocation_report_states_the_units_reason_never_a_send_back_reason(flow):
+    """Seed 002 art. 19: the report "说明撤销学位原因". The reason is the submit's own field; the reason a verifier
+    gave for sending the report back is not printed as the reason for revoking."""
+    case_id = open_case(flow, "revocation")
+    fire(flow, case_id, "revocation", "submit", "collector")
+    fire(flow, case_id, "revocation", "send_back", "verifier", reason="决议文号有误")
+    fire(flow, case_id, "revocation", "submit", "collector", revocation_reason="学位论文存在抄袭")
+    fire(flow, case_id, "revocation", "verify", "verifier")
+    (report,) = [d for d in flow.documents(case_id) if d["kind"] == "revocation_report"]
+    html = flow.document_html(report["id"])[1]
+    assert "撤销原因：学位论文存在抄袭" in html and "决议文号有误" not in html
