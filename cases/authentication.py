@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 
 from cases import registry_checks
 from cases.common import REASON
-from cases.record import cert_no_of_unit, check_cert_year
+from cases.record import own_certificate
 from cases.units import CHECKER_ROLE, LEAD_ROLE, complex_notice, reassign_task, route_task
 from cases.vocabulary import CENTER, UNIT
-from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step, parse_date
+from workflow import DeadlineEffect, FieldRule, FireContext, ProcessDefinition, Step
 
 # A comparator answers True/False, or (match, the fields that differ) to show on the verification form.
 Comparator = Callable[[Connection, Mapping[str, Any]], bool | tuple[bool, list[str]]]
@@ -49,11 +49,6 @@ def matches_record(ctx: FireContext) -> bool:
     return bool(result)
 
 
-def _cert_no(ctx: FireContext) -> None:
-    cert_no_of_unit(ctx.case.org_code, ctx.payload["cert_no"], "cert_no")
-    check_cert_year(ctx.payload["cert_no"], parse_date(ctx.payload.get("conferral_date")))
-
-
 RESULTS = ("信息一致", "信息有误已更正", "查无此人")
 UNIT_ANSWER = DeadlineEffect("start", "unit_answer", 10, working=True, label="单位核查反馈", owner=UNIT)
 
@@ -78,7 +73,7 @@ DEFINITION = ProcessDefinition(
         FieldRule("id_number", "身份证件号码", required=False),
         FieldRule("conferral_date", "获学位日期", kind="date", required=False, past=True),
     ),
-    open_guards=(_cert_no, registry_checks.authentication_against_registry),
+    open_guards=(own_certificate, registry_checks.authentication_against_registry),
     notice_of=registry_checks.notice_of,
     open_deadlines=(
         DeadlineEffect("start", "center_total", 8, working=True, label="学位中心办理（累计）", owner=CENTER),

@@ -365,8 +365,12 @@ class _InsertPlan:
             cursor.close()
 
 
+# Built once: building the statement per look-up costs more than SQLite's own work.
+_RECORD_BY_NUMBER = select(RECORDS).where(RECORDS.c.cert_no == bindparam("cert_no"))
+
+
 def _record(conn: Connection, cert_no: str) -> Any:
-    return conn.execute(select(RECORDS).where(RECORDS.c.cert_no == cert_no)).first()
+    return conn.execute(_RECORD_BY_NUMBER, {"cert_no": cert_no}).first()
 
 
 def registry_record(conn: Connection, cert_no: str) -> Any:

@@ -20,13 +20,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
+from cases import records
 from cases.degree_record import normalise
 from cases.record import RECORD_FIELDS, record_field_key
-from cases.records import COPY_STATUSES
-from db.models import Case, DegreeRecord
+from db.models import Case
 from workflow import FireContext, InvalidPayload, NotAllowedInState
 
-RECORDS = DegreeRecord.__table__
 CASES = Case.__table__
 
 # Payload key the guards set (never accepted from a user: no step declares it): True when the registry holds
@@ -40,7 +39,6 @@ UNCHANGED_KEY = "registry_unchanged"
 
 
 # Built once: building a statement per step costs more than SQLite's own look-up.
-_RECORD_BY_NUMBER = select(RECORDS).where(RECORDS.c.cert_no == bindparam("cert_no"))
 _OPEN_CASE_OF_NUMBER = (
     select(CASES.c.id)
     .where(
@@ -55,12 +53,10 @@ _OPEN_CASE_OF_NUMBER = (
 
 
 def record_of(ctx: FireContext, cert_no: Any) -> Any:
+    """The registry's record as a check may rely on it (`records.registry_record`: a unit's working copy or
+    unconfirmed import is not one), or None."""
     text = str(cert_no or "").strip()
-    if not text:
-        return None
-    row = ctx.conn.execute(_RECORD_BY_NUMBER, {"cert_no": text}).first()
-    # A unit's working copy or unconfirmed import is not the registry's record (`records.registry_record`).
-    return None if row is None or row.status in COPY_STATUSES else row
+    return records.registry_record(ctx.conn, text) if text else None
 
 
 def notice_of(payload: Mapping[str, Any]) -> str:

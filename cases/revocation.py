@@ -12,7 +12,7 @@ from typing import Any
 
 from cases import attachments, registry_checks
 from cases.common import REASON, RETURN_REASON, cancel, withdraw
-from cases.record import PLATFORM_2024, RULES_2020, cert_no_of_unit, check_cert_year, id_number_problem
+from cases.record import PLATFORM_2024, RULES_2020, id_number_problem, own_certificate
 from cases.vocabulary import CENTER, NATIONAL, PROVINCE, UNIT, VERIFY_ROLES
 from workflow import (
     DeadlineEffect,
@@ -34,11 +34,6 @@ def choose_rule_set(payload: Mapping[str, Any]) -> str:
     if decided >= RULES_2020:
         return "2020"
     return "2013"
-
-
-def _cert_no(ctx: FireContext) -> None:
-    cert_no_of_unit(ctx.case.org_code, ctx.payload["cert_no"], "cert_no")
-    check_cert_year(ctx.payload["cert_no"], parse_date(ctx.payload.get("conferral_date")))
 
 
 def _decision_after_conferral(ctx: FireContext) -> None:
@@ -96,7 +91,7 @@ DEFINITION = ProcessDefinition(
         DECISION_DATE,
         FieldRule("id_number", "身份证件号码", required=False, check=id_number_problem),
     ),
-    open_guards=(_cert_no, _decision_after_conferral, registry_checks.revocation_against_registry),
+    open_guards=(own_certificate, _decision_after_conferral, registry_checks.revocation_against_registry),
     notice_of=registry_checks.notice_of,
     open_deadlines=REPORT_DUE,
     rule_sets=("2013", "2020", "2024"),

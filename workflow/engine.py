@@ -295,7 +295,7 @@ class WorkflowEngine:
         Opening the case counts as collecting: the opener never verifies their own case."""
         if actor.id == case.opened_by:
             return f"新建{self.definition(case.type).label}案件"
-        if not case.id or conn is None and self.db is None:
+        if not case.id:
             return None
         if conn is None:
             with self.db.connect() as own:
@@ -491,7 +491,8 @@ class WorkflowEngine:
             # opening again: ownership of the certificate, the unit's scope, the rules chosen by dates.
             if defn.open_guards and step_payload.keys() & defn.open_accepts:
                 for guard in defn.open_guards:
-                    guard(ctx)
+                    if guard not in first.guards:  # the step runs it below
+                        guard(ctx)
             for guard in first.guards:
                 guard(ctx)
 
